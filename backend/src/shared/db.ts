@@ -1,0 +1,71 @@
+// The facade Lambda handlers import: query, getClient and withTransaction on one module-scoped database configured
+// from the environment on first use (so it survives across invocations of a warm sandbox), plus createDatabase()
+// for a second database or a test, and the error classes and option types.
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import type { DbOptions } from './db/config';
+import { createDatabase, Database, QueryOptions } from './db/database';
+import type { DeadlineOptions } from './db/retry';
+import type { TransactionCallback, TransactionOptions } from './db/transaction';
+
+export * from './db/errors';
+export { isAmbiguous, isRetryable } from './db/classify';
+export { createDatabase } from './db/database';
+export { resolveDbConfig } from './db/config';
+export type { Database, QueryOptions } from './db/database';
+export type { DbConfig, DbOptions, SslMode } from './db/config';
+export type { DbCredentials } from './db/secret-format';
+export type { DbHooks, QueryEvent, RetryEvent, CredentialsRefreshEvent } from './db/hooks';
+export type { DbLogger, LogLevel } from './db/log';
+export type { DeadlineOptions, LambdaContextLike } from './db/retry';
+export type { IsolationLevel, TransactionCallback, TransactionContext, TransactionOptions } from './db/transaction';
+
+let instance: Database | undefined;
+
+function database(): Database {
+  instance ??= createDatabase();
+  return instance;
+}
+
+/** Runs one statement on a pooled connection, retrying only where that cannot run it twice. */
+export function query<T extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
+  return database().query<T>(text, values, options);
+}
+
+/** Checks out a client (connect-phase retries only); the caller must call `client.release()`. */
+export function getClient(options?: DeadlineOptions): Promise<PoolClient> {
+  return database().getClient(options);
+}
+
+/** Runs `fn` inside BEGIN … COMMIT and returns its result; the whole callback is rerun when a retry is safe. */
+export function withTransaction<T>(fn: TransactionCallback<T>, options?: TransactionOptions): Promise<T> {
+  return database().withTransaction(fn, options);
+}
+
+/**
+ * Configures the default instance now (optionally with a secret id) and opens its pool, fetching credentials once.
+ * Calling it is optional: the first query does the same.
+ */
+export async function initializePool(secretId?: string, options: DbOptions = {}): Promise<Pool> {
+  if (secretId !== undefined || !instance) {
+    await instance?.close();
+    instance = createDatabase(secretId === undefined ? options : { ...options, secretId });
+  }
+  return instance.getPool();
+}
+
+/** The default instance's pg Pool (created on first use). Prefer query/withTransaction: they add the safety rules. */
+export function getPool(): Promise<Pool> {
+  return database().getPool();
+}
+
+/** Ends the default instance's pool; the next call starts a new one. Safe to call twice and while queries run. */
+export async function closePool(): Promise<void> {
+  const closing = instance;
+  instance = undefined;
+  await closing?.close();
+}
+
+/** Drops cached credentials so the next new connection fetches them again (for tests and forced rotation). */
+export function clearCredentialsCache(): void {
+  instance?.clearCredentialsCache();
+}

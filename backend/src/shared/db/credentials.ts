@@ -1,0 +1,182 @@
+// Credential sources: Secrets Manager (TTL cache, single-flight, stale-while-failing, rotation-aware refresh)
+// and DATABASE_URL (static). The Secrets Manager SDK is loaded on first fetch, so a process that never asks
+// for a secret never pays for loading it.
+import type { GetSecretValueCommandOutput, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { DbConfig } from './config';
+import { CredentialsError } from './errors';
+import { callHook, CredentialsRefreshEvent } from './hooks';
+import type { createLogger } from './log';
+import { DbCredentials, makeCredentials, parseSecret } from './secret-format';
+
+export type { DbCredentials } from './secret-format';
+
+/** Where connections get their user, password and address from. */
+export interface CredentialsProvider {
+  /** Safe to log: the secret id or "DATABASE_URL". */
+  readonly description: string;
+  /** The cached credentials while fresh, without waiting; undefined when a fetch is due. */
+  peek(): DbCredentials | undefined;
+  get(): Promise<DbCredentials>;
+  /** Called after the server rejected `rejected` (28P01): fetch again, across a rotation window if need be. */
+  refreshAfterRejection(rejected: DbCredentials): Promise<DbCredentials>;
+  clear(): void;
+}
+
+type Logger = ReturnType<typeof createLogger>;
+
+/** A forced refresh runs at most once per this interval, so a storm of 28P01s makes few calls. */
+const MIN_FORCED_REFRESH_MILLIS = 1000;
+/** After a failed refresh, the stale secret is served this long before the next try. */
+const RETRY_AFTER_FAILURE_MILLIS = 5000;
+/** An AWSPENDING version is only trusted briefly: rotation promotes it to AWSCURRENT within about a minute. */
+const PENDING_TTL_MILLIS = 60_000;
+
+interface CacheEntry {
+  credentials: DbCredentials;
+  fetchedAt: number;
+  expiresAt: number;
+}
+
+/** Reads the secret's AWSCURRENT (or AWSPENDING) version from Secrets Manager and caches it. */
+export class SecretsManagerCredentials implements CredentialsProvider {
+  readonly description: string;
+  private entry?: CacheEntry;
+  private inFlight?: Promise<DbCredentials>;
+  private lastForcedAt = -Infinity;
+  private client?: Promise<SecretsManagerClient>;
+
+  constructor(
+    private readonly config: DbConfig,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.description = `secret ${config.secretId}`;
+  }
+
+  peek(): DbCredentials | undefined {
+    const entry = this.entry;
+    return entry && this.now() < entry.expiresAt ? entry.credentials : undefined;
+  }
+
+  get(): Promise<DbCredentials> {
+    const fresh = this.peek();
+    if (fresh) return Promise.resolve(fresh);
+    return this.singleFlight(() => this.refresh(this.entry ? 'expired' : 'initial'));
+  }
+
+  refreshAfterRejection(rejected: DbCredentials): Promise<DbCredentials> {
+    if (this.inFlight) return this.inFlight;
+    if (this.now() - this.lastForcedAt < MIN_FORCED_REFRESH_MILLIS) return this.get();
+    this.lastForcedAt = this.now();
+    return this.singleFlight(() => this.refresh('rejected', rejected.password));
+  }
+
+  clear(): void {
+    this.entry = undefined;
+    this.inFlight = undefined;
+    this.lastForcedAt = -Infinity;
+  }
+
+  private singleFlight(load: () => Promise<DbCredentials>): Promise<DbCredentials> {
+    if (!this.inFlight) {
+      const flight = load().finally(() => {
+        if (this.inFlight === flight) this.inFlight = undefined;
+      });
+      this.inFlight = flight;
+    }
+    return this.inFlight;
+  }
+
+  private async refresh(reason: CredentialsRefreshEvent['reason'], rejectedPassword?: string): Promise<DbCredentials> {
+    const event = (ok: boolean, stale: boolean) => callHook(this.config.hooks.onCredentialsRefresh, { source: this.description, reason, ok, stale }, this.log.warn);
+    try {
+      let credentials = await this.fetch('AWSCURRENT');
+      let ttlMillis = this.config.credentialsTtlMillis;
+      if (rejectedPassword !== undefined && credentials.password === rejectedPassword) {
+        // Rotation sets the new password in the database before promoting it to AWSCURRENT.
+        const pending = await this.fetch('AWSPENDING').catch(() => undefined);
+        if (pending && pending.password !== rejectedPassword) {
+          credentials = pending;
+          ttlMillis = Math.min(ttlMillis, PENDING_TTL_MILLIS);
+        }
+      }
+      const now = this.now();
+      // Up to 10 % shorter, so a fleet of sandboxes does not refresh in step.
+      this.entry = { credentials, fetchedAt: now, expiresAt: now + ttlMillis * (1 - 0.1 * this.random()) };
+      event(true, false);
+      return credentials;
+    } catch (err) {
+      const entry = this.entry;
+      const now = this.now();
+      if (entry && now < entry.fetchedAt + this.config.credentialsTtlMillis + this.config.credentialsGraceMillis) {
+        entry.expiresAt = now + RETRY_AFTER_FAILURE_MILLIS;
+        this.log.warn('Refreshing database credentials failed; serving the last good ones.', {
+          source: this.description, error: (err as Error).name, ageMillis: now - entry.fetchedAt,
+        });
+        event(false, true);
+        return entry.credentials;
+      }
+      event(false, false);
+      throw err;
+    }
+  }
+
+  private async fetch(stage: 'AWSCURRENT' | 'AWSPENDING'): Promise<DbCredentials> {
+    const sdk = await import('@aws-sdk/client-secrets-manager');
+    this.client ??= Promise.resolve(this.config.secretsManagerClient ?? new sdk.SecretsManagerClient({}));
+    const client = await this.client;
+    const label = this.config.secretId as string;
+    let output: GetSecretValueCommandOutput;
+    try {
+      output = await client.send(new sdk.GetSecretValueCommand({ SecretId: label, VersionStage: stage }));
+    } catch (err) {
+      throw describeSdkError(err, label, stage);
+    }
+    const credentials = parseSecret(output.SecretString, label, this.config);
+    return stage === 'AWSCURRENT' ? credentials : makeCredentials({ ...credentials, source: `${credentials.source} (AWSPENDING)` }, credentials.password);
+  }
+}
+
+function describeSdkError(err: unknown, secretId: string, stage: string): CredentialsError {
+  const name = (err as Error)?.name ?? 'Error';
+  const why =
+    name === 'ResourceNotFoundException' ? `Secrets Manager has no secret ${secretId} with stage ${stage}`
+    : name === 'AccessDeniedException' ? `This role may not read secret ${secretId}: grant secretsmanager:GetSecretValue (and kms:Decrypt for a customer-managed key)`
+    : name === 'DecryptionFailure' ? `Secrets Manager could not decrypt secret ${secretId}: grant kms:Decrypt on its key`
+    : `Reading secret ${secretId} from Secrets Manager failed`;
+  return new CredentialsError(`${why} (${name}).`, { cause: err });
+}
+
+/** Static credentials from DATABASE_URL, for local development. */
+export class UrlCredentials implements CredentialsProvider {
+  readonly description = 'DATABASE_URL';
+  private readonly credentials: DbCredentials;
+
+  constructor(config: DbConfig) {
+    const url = config.urlCredentials!;
+    this.credentials = makeCredentials(
+      { user: url.user, host: config.host ?? url.host, port: config.port ?? url.port, database: config.database ?? url.database, source: 'DATABASE_URL' },
+      url.password,
+    );
+  }
+
+  peek(): DbCredentials {
+    return this.credentials;
+  }
+
+  get(): Promise<DbCredentials> {
+    return Promise.resolve(this.credentials);
+  }
+
+  refreshAfterRejection(): Promise<DbCredentials> {
+    return this.get();
+  }
+
+  clear(): void {}
+}
+
+/** Picks the source the configuration names: a secret id wins over DATABASE_URL. */
+export function createCredentialsProvider(config: DbConfig, log: Logger): CredentialsProvider {
+  return config.secretId ? new SecretsManagerCredentials(config, log) : new UrlCredentials(config);
+}

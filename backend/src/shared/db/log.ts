@@ -1,0 +1,29 @@
+// A tiny structured logger: JSON lines on the console at or above a level, or any logger with info/warn/error
+// methods (Powertools Logger fits). Callers pass fields, never credentials or parameter values.
+
+/** Levels in increasing severity; 'silent' logs nothing. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+/** What the module needs from a logger; `debug` is optional. */
+export interface DbLogger {
+  debug?(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
+
+/** Wraps `logger` (or the console) so that lines below `level` are dropped before any work is done. */
+export function createLogger(level: LogLevel, logger?: DbLogger): Required<DbLogger> {
+  const emit = (lineLevel: Exclude<LogLevel, 'silent'>) => (message: string, fields?: Record<string, unknown>) => {
+    if (RANK[lineLevel] < RANK[level]) return;
+    if (logger) {
+      (logger[lineLevel] ?? logger.info).call(logger, message, fields);
+      return;
+    }
+    const line = JSON.stringify({ level: lineLevel.toUpperCase(), source: 'lambda-pg', message, ...fields });
+    (lineLevel === 'error' ? console.error : lineLevel === 'warn' ? console.warn : console.log)(line);
+  };
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
+}

@@ -1,0 +1,213 @@
+// Pool lifecycle and client hygiene: one pg Pool per credential identity (user, host, port, database), a password
+// function so rotation never rebuilds it, an 'error' listener on every checked-out client, stale-idle detection that
+// does not trust timers (they stop while a Lambda sandbox is frozen), and release rules that destroy doubtful clients.
+import { Pool, PoolClient } from 'pg';
+import { classifyConnectFailure } from './classify';
+import type { DbConfig } from './config';
+import type { CredentialsProvider, DbCredentials } from './credentials';
+import { ConnectionError, DeadlineExceededError, PoolExhaustedError } from './errors';
+import type { createLogger } from './log';
+import { AttemptFailed } from './retry';
+import { resolveSsl } from './tls';
+
+type Logger = ReturnType<typeof createLogger>;
+
+/** Per-client bookkeeping, kept off the client object itself. */
+interface ClientState {
+  lastUsedAt: number;
+  lostError?: Error;
+  onError: (err: Error) => void;
+}
+
+const VALIDATE_TIMEOUT_MILLIS = 1000;
+const POOL_EXHAUSTED = /timeout exceeded when trying to connect/;
+
+function identityOf(c: DbCredentials): string {
+  return `${c.user}@${c.host}:${c.port}/${c.database}`;
+}
+
+/** Owns the pg Pool(s) of one database instance and hands out clients that are safe to use. */
+export class PoolManager {
+  private current?: { pool: Pool; identity: string };
+  private readonly states = new WeakMap<PoolClient, ClientState>();
+  private ssl?: ReturnType<typeof resolveSsl>;
+
+  constructor(
+    private readonly config: DbConfig,
+    private readonly credentials: CredentialsProvider,
+    private readonly log: Logger,
+  ) {}
+
+  /** The pool for the current credentials, created on first use. */
+  async getPool(): Promise<Pool> {
+    return this.poolFor(this.credentials.peek() ?? (await this.credentials.get()));
+  }
+
+  /** Counts for health checks and logs. */
+  counts(): { total: number; idle: number; waiting: number } {
+    const pool = this.current?.pool;
+    return { total: pool?.totalCount ?? 0, idle: pool?.idleCount ?? 0, waiting: pool?.waitingCount ?? 0 };
+  }
+
+  private poolFor(credentials: DbCredentials): Pool {
+    const identity = identityOf(credentials);
+    if (this.current?.identity === identity) return this.current.pool;
+    const previous = this.current?.pool;
+    const pool = this.createPool(credentials);
+    this.current = { pool, identity };
+    if (previous) {
+      // The user or address changed (alternating-user rotation, a moved host): drain the old pool in the background.
+      this.log.info('Database credentials now name another user or address; replacing the pool.', { source: credentials.source });
+      previous.end().catch(() => undefined);
+    }
+    return pool;
+  }
+
+  private createPool(credentials: DbCredentials): Pool {
+    const c = this.config;
+    this.ssl ??= resolveSsl(c, this.log);
+    const pool = new Pool({
+      host: credentials.host,
+      port: credentials.port,
+      database: credentials.database,
+      user: credentials.user,
+      // Called for every new connection, so a rotated password is picked up without rebuilding the pool.
+      password: async () => (this.credentials.peek() ?? (await this.credentials.get())).password,
+      ssl: this.ssl,
+      max: c.poolMax,
+      connectionTimeoutMillis: c.connectTimeoutMillis,
+      idleTimeoutMillis: c.idleTimeoutMillis,
+      maxLifetimeSeconds: c.maxLifetimeSeconds,
+      keepAlive: true,
+      allowExitOnIdle: true,
+      application_name: c.applicationName,
+      statement_timeout: c.statementTimeoutMillis,
+      idle_in_transaction_session_timeout: c.idleInTransactionTimeoutMillis,
+    });
+    pool.on('error', (err) => this.log.warn('An idle database connection failed and was removed.', { error: (err as { code?: string }).code ?? err.name }));
+    return pool;
+  }
+
+  /**
+   * Checks out one client within the deadline (the connect phase: nothing of the caller's was sent). Throws
+   * AttemptFailed with a connect-phase classification; on 28P01 the credentials are refreshed first.
+   */
+  async acquire(deadline: number, validate: boolean): Promise<PoolClient> {
+    // A pool of n clients holds at most n stale ones, so n + 1 rounds always reach a fresh or new client.
+    for (let round = 0; round <= this.config.poolMax; round++) {
+      const credentials = this.credentials.peek() ?? (await this.loadCredentials());
+      const pool = this.poolFor(credentials);
+      const client = await this.connect(pool, credentials, deadline);
+      const state = this.states.get(client);
+      if (!state) return this.track(client);
+      const idleMillis = Date.now() - state.lastUsedAt;
+      if (idleMillis > this.config.maxIdleMillis) {
+        client.release(new Error('idle beyond maxIdleMillis'));
+        continue;
+      }
+      if (validate && idleMillis > this.config.validateAfterIdleMillis && !(await this.isAlive(client, deadline))) {
+        client.release(new Error('failed validation'));
+        continue;
+      }
+      return this.track(client);
+    }
+    throw new AttemptFailed(classifyConnectFailure(new ConnectionError('Every pooled connection was stale and no new one could be checked out.', { retryable: true })));
+  }
+
+  private async loadCredentials(): Promise<DbCredentials> {
+    try {
+      return await this.credentials.get();
+    } catch (err) {
+      throw new AttemptFailed(classifyConnectFailure(err));
+    }
+  }
+
+  private async connect(pool: Pool, credentials: DbCredentials, deadline: number): Promise<PoolClient> {
+    const remaining = deadline - Date.now();
+    const wasFull = pool.totalCount >= this.config.poolMax && pool.idleCount === 0;
+    try {
+      if (remaining <= 0) throw new DeadlineExceededError('The deadline passed before a connection could be checked out.', { phase: 'connect' });
+      if (remaining >= this.config.connectTimeoutMillis) return await pool.connect();
+      return await this.connectWithin(pool, remaining);
+    } catch (err) {
+      if (err instanceof AttemptFailed) throw err;
+      if (POOL_EXHAUSTED.test((err as Error)?.message) || (wasFull && err instanceof DeadlineExceededError)) {
+        const counts = this.counts();
+        throw new AttemptFailed(classifyConnectFailure(new PoolExhaustedError(`No pooled connection became free in time (max ${this.config.poolMax}, ${counts.waiting} waiting): raise DB_POOL_MAX or release clients.`, { cause: err })));
+      }
+      const failure = classifyConnectFailure(err);
+      if (failure.refreshCredentials) await this.credentials.refreshAfterRejection(credentials).catch(() => undefined);
+      throw new AttemptFailed(failure);
+    }
+  }
+
+  /** pool.connect() clamped to a deadline shorter than the configured connect timeout. */
+  private connectWithin(pool: Pool, millis: number): Promise<PoolClient> {
+    return new Promise((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        reject(new DeadlineExceededError('The deadline passed while connecting.', { phase: 'connect' }));
+      }, millis);
+      pool.connect().then(
+        (client) => {
+          clearTimeout(timer);
+          if (timedOut) client.release();
+          else resolve(client);
+        },
+        (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  private async isAlive(client: PoolClient, deadline: number): Promise<boolean> {
+    const timeout = Math.max(1, Math.min(VALIDATE_TIMEOUT_MILLIS, deadline - Date.now()));
+    try {
+      await client.query({ text: 'SELECT 1', query_timeout: timeout } as never);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Attaches the error listener and wraps release() with this checkout's hygiene rules. */
+  private track(client: PoolClient): PoolClient {
+    let state = this.states.get(client);
+    if (!state) {
+      const fresh: ClientState = { lastUsedAt: Date.now(), onError: (err) => { fresh.lostError ??= err; } };
+      state = fresh;
+      this.states.set(client, state);
+    }
+    const tracked = state;
+    tracked.lostError = undefined;
+    client.on('error', tracked.onError);
+    const poolRelease = client.release;
+    client.release = (err?: Error | boolean) => {
+      client.removeListener('error', tracked.onError);
+      tracked.lastUsedAt = Date.now();
+      // A client inside a transaction, or one whose socket failed, must never be handed to the next caller.
+      const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
+      const destroy =
+        err instanceof Error ? err
+        : err ? new Error('released with an error')
+        : tracked.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : undefined);
+      return poolRelease.call(client, destroy);
+    };
+    return client;
+  }
+
+  /** The error that killed the client's connection while it was checked out, if any. */
+  lostError(client: PoolClient): Error | undefined {
+    return this.states.get(client)?.lostError;
+  }
+
+  /** Ends every pool; safe to call twice and while queries run (they finish first). */
+  async end(): Promise<void> {
+    const pool = this.current?.pool;
+    this.current = undefined;
+    if (pool && !pool.ending) await pool.end();
+  }
+}

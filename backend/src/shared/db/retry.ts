@@ -1,0 +1,128 @@
+// withRetry: reruns an attempt while its classified failure allows it, with jittered exponential backoff, a deadline
+// that no retry may cross and a per-container token budget so retries never amplify an outage. Classification is
+// classify.ts's job; an attempt reports it by throwing AttemptFailed.
+import type { Failure } from './classify';
+import { DbError, DeadlineExceededError } from './errors';
+import { callHook, RetryEvent } from './hooks';
+
+/** The part of the Lambda context the deadline needs. */
+export interface LambdaContextLike {
+  getRemainingTimeInMillis(): number;
+}
+
+/** Per-call deadline options shared by query() and withTransaction(). */
+export interface DeadlineOptions {
+  /** The handler's Lambda context: the deadline becomes its remaining time less a reserve. */
+  readonly context?: LambdaContextLike;
+  /** An absolute deadline (epoch milliseconds or a Date); wins over `context`. */
+  readonly deadline?: number | Date;
+}
+
+/** The least time worth starting an attempt with. */
+export const MIN_ATTEMPT_MILLIS = 100;
+
+/** Resolves the operation's deadline: explicit, else Lambda time left less max(500 ms, 10 %), else the budget. */
+export function resolveDeadline(options: DeadlineOptions, operationTimeoutMillis: number, now: number): number {
+  if (options.deadline !== undefined) return +options.deadline;
+  if (options.context) {
+    const remaining = options.context.getRemainingTimeInMillis();
+    return now + remaining - Math.max(500, remaining * 0.1);
+  }
+  return now + operationTimeoutMillis;
+}
+
+/** A token bucket shared by every operation of one database instance (one per Lambda container). */
+export class RetryBudget {
+  private tokens: number;
+
+  constructor(private readonly capacity: number) {
+    this.tokens = capacity;
+  }
+
+  /** Takes `cost` tokens if there are that many. */
+  tryAcquire(cost: number): boolean {
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
+    return true;
+  }
+
+  /** Called after a first-try success: slowly refills the bucket. */
+  refund(amount = 0.1): void {
+    this.tokens = Math.min(this.capacity, this.tokens + amount);
+  }
+
+  get available(): number {
+    return this.tokens;
+  }
+}
+
+/** Thrown by an attempt to hand its classified failure to withRetry; never escapes it. */
+export class AttemptFailed {
+  constructor(readonly failure: Failure, readonly thrown: unknown = failure.error) {}
+}
+
+/** How one operation retries. */
+export interface RetryPolicy {
+  readonly kind: RetryEvent['kind'];
+  readonly deadline: number;
+  readonly maxAttempts: number;
+  readonly baseDelayMillis: number;
+  readonly maxDelayMillis: number;
+  readonly budget: RetryBudget;
+  /** Whether 'idempotent' failures may be retried (the caller said so). */
+  readonly idempotent: boolean;
+  readonly onRetry?: (event: RetryEvent) => void;
+  readonly warn: (message: string, fields?: Record<string, unknown>) => void;
+  readonly now?: () => number;
+  readonly sleep?: (millis: number) => Promise<void>;
+  readonly random?: () => number;
+}
+
+const defaultSleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis));
+
+function withAttempts(thrown: unknown, attempts: number): unknown {
+  if (thrown instanceof DbError) thrown.attempts = attempts;
+  return thrown;
+}
+
+/** Runs `attempt` until it succeeds or its failure may not, or cannot in time, be retried. */
+export async function withRetry<T>(attempt: (attemptNumber: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
+  const now = policy.now ?? Date.now;
+  const random = policy.random ?? Math.random;
+  for (let attemptNumber = 1, retriesOfClass = 0, lastClass: unknown; ; attemptNumber++) {
+    try {
+      const result = await attempt(attemptNumber);
+      if (attemptNumber === 1) policy.budget.refund();
+      return result;
+    } catch (caught) {
+      if (!(caught instanceof AttemptFailed)) throw caught;
+      const { failure, thrown } = caught;
+      const error = failure.error;
+      retriesOfClass = error.constructor === lastClass ? retriesOfClass + 1 : 1;
+      lastClass = error.constructor;
+      const allowed = failure.retry === 'always' || (failure.retry === 'idempotent' && policy.idempotent);
+      if (!allowed || attemptNumber >= policy.maxAttempts || (failure.maxRetries !== undefined && retriesOfClass > failure.maxRetries)) {
+        throw withAttempts(thrown, attemptNumber);
+      }
+      const base = Math.max(policy.baseDelayMillis, failure.baseDelayMillis);
+      const ceiling = Math.min(policy.maxDelayMillis, base * 2 ** (attemptNumber - 1));
+      // Full jitter; a class with a longer base (53300, a restarting server) keeps half of it as a floor.
+      const floor = failure.baseDelayMillis > policy.baseDelayMillis ? ceiling / 2 : 0;
+      const delayMillis = Math.round(floor + random() * (ceiling - floor));
+      if (now() + delayMillis + MIN_ATTEMPT_MILLIS > policy.deadline) {
+        throw new DeadlineExceededError(`Gave up after ${attemptNumber} attempt(s): the deadline leaves no time for another (last: ${error.name}).`, {
+          cause: error, phase: error.phase, ambiguous: error.ambiguous, sqlState: error.sqlState, attempts: attemptNumber,
+        });
+      }
+      if (!policy.budget.tryAcquire(failure.cost)) {
+        policy.warn('Retry budget exhausted; failing fast.', { error: error.code, attempts: attemptNumber });
+        throw withAttempts(thrown, attemptNumber);
+      }
+      callHook(policy.onRetry, {
+        kind: policy.kind, attempt: attemptNumber, delayMillis, errorCode: error.code, sqlState: error.sqlState,
+        retriesLeft: policy.maxAttempts - attemptNumber,
+      }, policy.warn);
+      await (policy.sleep ?? defaultSleep)(delayMillis);
+    }
+  }
+}

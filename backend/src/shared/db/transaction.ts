@@ -1,0 +1,162 @@
+// withTransaction's engine: BEGIN, the caller's callback, COMMIT, with the whole callback retried when that is safe.
+// A COMMIT that fails without an answer is settled, not guessed: the transaction id read before COMMIT is looked up
+// with pg_xact_status() on a fresh connection (PostgreSQL 13+).
+import type { PoolClient, QueryResult } from 'pg';
+import { classifyStatementFailure, Failure, isServerError } from './classify';
+import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, TransactionAbortedError } from './errors';
+import type { PoolManager } from './pool';
+import { AttemptFailed, DeadlineOptions, RetryPolicy, withRetry } from './retry';
+
+/** The isolation levels PostgreSQL implements. */
+export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
+
+/** Options of one withTransaction() call. */
+export interface TransactionOptions extends DeadlineOptions {
+  /** (Default: the server's, normally 'read committed') */
+  readonly isolationLevel?: IsolationLevel;
+  /** BEGIN ... READ ONLY; nothing to settle at COMMIT. (Default: false) */
+  readonly readOnly?: boolean;
+  /** Also rerun the callback after 55P03 lock_not_available. (Default: false) */
+  readonly retryOnLockNotAvailable?: boolean;
+}
+
+/** Handed to the callback beside the client. */
+export interface TransactionContext {
+  /** Runs `fn` after COMMIT succeeded, once, in order; never for an attempt that rolled back. */
+  afterCommit(fn: () => unknown): void;
+  /** 1 on the first run of the callback, 2 on its first rerun, … */
+  readonly attempt: number;
+}
+
+/** The callback of withTransaction(): it may run more than once, so keep side effects in afterCommit(). */
+export type TransactionCallback<T> = (client: PoolClient, tx: TransactionContext) => Promise<T>;
+
+const ISOLATION: Record<IsolationLevel, string> = {
+  'read committed': ' ISOLATION LEVEL READ COMMITTED',
+  'repeatable read': ' ISOLATION LEVEL REPEATABLE READ',
+  serializable: ' ISOLATION LEVEL SERIALIZABLE',
+};
+const XID_SQL = 'SELECT pg_current_xact_id_if_assigned()::text AS xid';
+const SETTLE_POLL_MILLIS = 100;
+const SETTLE_MAX_MILLIS = 2000;
+
+/** SQL for BEGIN with the requested isolation level and access mode; rejects unknown levels. */
+export function beginStatement(options: TransactionOptions): string {
+  const level = options.isolationLevel;
+  if (level !== undefined && !(level in ISOLATION)) {
+    throw new ConfigurationError(`Expected isolationLevel to be one of ${Object.keys(ISOLATION).join(', ')}, got "${String(level)}".`);
+  }
+  return `BEGIN${level ? ISOLATION[level] : ''}${options.readOnly ? ' READ ONLY' : ''}`;
+}
+
+/** Makes the client's promise-returning query() throw typed DbErrors for the duration of the callback. */
+function typeQueryErrors(client: PoolClient, options: TransactionOptions): () => void {
+  const raw = client.query;
+  const typed = function (this: PoolClient, ...args: unknown[]) {
+    const result = (raw as (...a: unknown[]) => unknown).apply(client, args);
+    if (result && typeof (result as Promise<unknown>).then === 'function') {
+      return (result as Promise<QueryResult>).catch((err: unknown) => {
+        throw classifyStatementFailure(err, 'statement', { ...options, inTransaction: true }).error;
+      });
+    }
+    return result;
+  };
+  client.query = typed as PoolClient['query'];
+  return () => {
+    delete (client as { query?: unknown }).query;
+  };
+}
+
+/** Decides what a failure before COMMIT means: the callback's own errors are never retried. */
+function classifyBeforeCommit(err: unknown, lost: Error | undefined, options: TransactionOptions): Failure {
+  const context = { ...options, inTransaction: true };
+  if (err instanceof DbError || isServerError(err)) return classifyStatementFailure(err, 'statement', context);
+  if (lost) return classifyStatementFailure(lost, 'statement', context);
+  return { error: new DbError('The transaction callback threw.', { cause: err }), retry: 'never', destroyClient: false, refreshCredentials: false, cost: 1, baseDelayMillis: 0 };
+}
+
+/** Runs one transaction attempt after attempt under `policy`, settling an ambiguous COMMIT. */
+export async function runTransaction<T>(pool: PoolManager, fn: TransactionCallback<T>, options: TransactionOptions, policy: RetryPolicy): Promise<T> {
+  const begin = beginStatement(options);
+  return withRetry(async (attempt) => {
+    const client = await pool.acquire(policy.deadline, true);
+    const callbacks: Array<() => unknown> = [];
+    const restore = typeQueryErrors(client, options);
+    let xid: string | null = null;
+    let result: T;
+    try {
+      await client.query(begin);
+      result = await fn(client, { afterCommit: (f) => void callbacks.push(f), attempt });
+      if (!options.readOnly) xid = (await client.query(XID_SQL)).rows[0].xid;
+    } catch (err) {
+      restore();
+      const failure = classifyBeforeCommit(err, pool.lostError(client), options);
+      await rollback(client, err, failure.destroyClient || !!pool.lostError(client));
+      throw new AttemptFailed(failure, err);
+    }
+    restore();
+    try {
+      const commit = await client.query('COMMIT');
+      // COMMIT of a transaction whose error the callback swallowed answers ROLLBACK instead of failing.
+      if (commit.command === 'ROLLBACK') {
+        client.release();
+        throw new AttemptFailed(classifyStatementFailure(new TransactionAbortedError('COMMIT rolled the transaction back: a statement inside it failed and its error was caught.', {}, { phase: 'commit', sqlState: '25P02' }), 'commit'));
+      }
+      client.release();
+    } catch (err) {
+      if (err instanceof AttemptFailed) throw err;
+      if (isServerError(err) && err.severity === 'ERROR') {
+        client.release();
+        throw new AttemptFailed(classifyStatementFailure(err, 'commit', options));
+      }
+      client.release(err instanceof Error ? err : new Error('COMMIT failed'));
+      const outcome = xid === null ? 'committed' : await settleCommit(pool, xid, policy.deadline);
+      if (outcome === 'aborted') {
+        const lost = new ConnectionLostError('The connection was lost during COMMIT and the transaction did not commit.', { cause: err, phase: 'commit', retryable: true });
+        throw new AttemptFailed({ ...classifyStatementFailure(lost, 'commit'), retry: 'always' });
+      }
+      if (outcome !== 'committed') {
+        throw new AttemptFailed({ ...classifyStatementFailure(err, 'commit'), error: new CommitOutcomeUnknownError(`The connection was lost during COMMIT and PostgreSQL could not tell whether transaction ${xid} committed.`, { cause: err }) });
+      }
+    }
+    for (const callback of callbacks) await callback();
+    return result;
+  }, policy);
+}
+
+async function rollback(client: PoolClient, original: unknown, connectionGone: boolean): Promise<void> {
+  if (connectionGone) {
+    client.release(new Error('connection lost inside a transaction'));
+    return;
+  }
+  try {
+    await client.query('ROLLBACK');
+    client.release();
+  } catch (rollbackError) {
+    client.release(rollbackError instanceof Error ? rollbackError : new Error('ROLLBACK failed'));
+    if (original instanceof Error && original.cause === undefined) {
+      Object.defineProperty(original, 'cause', { value: rollbackError, configurable: true, writable: true });
+    }
+  }
+}
+
+/** Asks a fresh connection whether `xid` committed, polling briefly while it is still in progress. */
+async function settleCommit(pool: PoolManager, xid: string, deadline: number): Promise<'committed' | 'aborted' | 'unknown'> {
+  const giveUpAt = Math.min(deadline, Date.now() + SETTLE_MAX_MILLIS);
+  while (Date.now() < giveUpAt) {
+    try {
+      const client = await pool.acquire(deadline, false);
+      try {
+        const { rows } = await client.query('SELECT pg_xact_status($1::xid8) AS status', [xid]);
+        client.release();
+        if (rows[0].status === 'committed' || rows[0].status === 'aborted') return rows[0].status;
+      } catch (err) {
+        client.release(err instanceof Error ? err : new Error('settlement query failed'));
+      }
+    } catch {
+      // The server may be restarting; keep asking until the deadline.
+    }
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MILLIS));
+  }
+  return 'unknown';
+}
