@@ -1,0 +1,269 @@
+// The db module's public API against a real PostgreSQL over verified TLS: query, getClient, withTransaction,
+// credentials from Secrets Manager (the real SDK against a local endpoint), rotation, and the facade's lifecycle.
+import { startLocalSecretsManager, LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
+import {
+  AuthenticationError, createDatabase, Database, ReadOnlyConnectionError, TlsError, TransactionAbortedError,
+  UniqueViolationError,
+} from '../../src/shared/db';
+import { adminClient, createRole, createTestDatabase, setRolePassword, terminateBackends, testServer } from './support/postgres';
+
+const server = testServer();
+const SPECIAL_PASSWORD = 'p@ss:w/o%rd?#&= with spaces';
+
+let secrets: LocalSecretsManager;
+let dbName: string;
+let dropDatabase: () => Promise<void>;
+const open: Database[] = [];
+
+function secretFor(password: string, user = 'api_user'): string {
+  return JSON.stringify({ engine: 'postgres', host: server.host, port: server.port, username: user, password, dbname: dbName });
+}
+
+function database(options: Parameters<typeof createDatabase>[0] = {}): Database {
+  const db = createDatabase({ secretId: 'api/db', sslCaFile: server.caFile, logLevel: 'silent', ...options });
+  open.push(db);
+  return db;
+}
+
+beforeAll(async () => {
+  ({ name: dbName, drop: dropDatabase } = await createTestDatabase('dbapi'));
+  await createRole('api_user', SPECIAL_PASSWORD);
+  const admin = await adminClient(dbName);
+  await admin.query('GRANT ALL ON SCHEMA public TO api_user');
+  await admin.end();
+  secrets = await startLocalSecretsManager();
+  process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = secrets.url;
+  process.env.AWS_REGION = 'eu-west-1';
+  process.env.AWS_ACCESS_KEY_ID = 'test';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+  secrets.putSecretValue('api/db', secretFor(SPECIAL_PASSWORD));
+});
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((db) => db.close()));
+});
+
+afterAll(async () => {
+  await secrets?.close();
+  await terminateBackends({ database: dbName });
+  await dropDatabase?.();
+});
+
+describe('query', () => {
+  it('reads a secret through the real SDK and queries over verified TLS', async () => {
+    const db = database();
+
+    const { rows } = await db.query<{ ssl: boolean; version: string; user: string }>(
+      'SELECT s.ssl, s.version, current_user AS user FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()',
+    );
+
+    expect(rows[0]).toEqual({ ssl: true, version: expect.stringMatching(/^TLSv1\.[23]$/), user: 'api_user' });
+    expect(secrets.calls.filter((c) => c.secretId === 'api/db').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('makes exactly one GetSecretValue call for 50 concurrent cold queries', async () => {
+    const db = database({ poolMax: 5 });
+    secrets.resetCalls();
+
+    await Promise.all(Array.from({ length: 50 }, (_, i) => db.query('SELECT $1::int AS n', [i])));
+
+    expect(secrets.calls).toHaveLength(1);
+  });
+
+  it('refuses a server whose certificate is not signed by the configured CA, without retrying', async () => {
+    const db = database({ sslCaFile: server.otherCaFile });
+
+    const error = await db.query('SELECT 1').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(TlsError);
+    expect((error as TlsError).attempts).toBe(1);
+    expect((error as Error).message).toMatch(/TLS verification of the database server failed/);
+  });
+
+  it('connects without TLS only when DB_SSL=disable says so', async () => {
+    const db = database({ ssl: 'disable' });
+
+    const { rows } = await db.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+
+    expect(rows[0].ssl).toBe(false);
+  });
+
+  it('works from DATABASE_URL with a percent-encoded password of any characters', async () => {
+    const url = `postgres://api_user:${encodeURIComponent(SPECIAL_PASSWORD)}@${server.host}:${server.port}/${dbName}`;
+    const db = database({ secretId: undefined, databaseUrl: url });
+
+    const { rows } = await db.query('SELECT current_user AS user');
+
+    expect(db.credentialsSource).toBe('DATABASE_URL');
+    expect(rows[0].user).toBe('api_user');
+  });
+
+  it('throws a typed constraint error and keeps the connection for the next query', async () => {
+    const db = database({ poolMax: 1 });
+    await db.query('CREATE TABLE IF NOT EXISTS uniq (email text PRIMARY KEY)');
+    await db.query('TRUNCATE uniq');
+    await db.query('INSERT INTO uniq VALUES ($1)', ['a@example.com']);
+    const before = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+
+    const error = await db.query('INSERT INTO uniq VALUES ($1)', ['a@example.com']).catch((e: unknown) => e);
+    const after = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+
+    expect(error).toBeInstanceOf(UniqueViolationError);
+    expect(error).toMatchObject({ constraint: 'uniq_pkey', table: 'uniq', sqlState: '23505', retryable: false });
+    expect(JSON.stringify(error)).not.toContain('a@example.com');
+    expect(after).toBe(before);
+  });
+});
+
+describe('getClient', () => {
+  it('hands out a client the caller releases, and destroys one released inside a transaction', async () => {
+    const db = database({ poolMax: 1 });
+    const client = await db.getClient();
+    await client.query('BEGIN');
+    const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+
+    client.release();
+    const next = await db.getClient();
+    const nextPid = (await next.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const status = (await next.query('SELECT now() = statement_timestamp() AS outside_tx')).rows[0].outside_tx;
+    next.release();
+
+    expect(nextPid).not.toBe(pid);
+    expect(status).toBe(true);
+  });
+
+  it('survives the backend being killed while a client is checked out', async () => {
+    const db = database({ poolMax: 1, applicationName: 'killed-while-checked-out' });
+    const client = await db.getClient();
+    const unhandled = jest.fn();
+    process.on('uncaughtException', unhandled);
+
+    await terminateBackends({ applicationName: 'killed-while-checked-out' });
+    const error = await client.query('SELECT 1').catch((e: unknown) => e);
+    client.release();
+    const { rows } = await db.query('SELECT 1 AS ok');
+    process.off('uncaughtException', unhandled);
+
+    expect(error).toBeInstanceOf(Error);
+    expect(unhandled).not.toHaveBeenCalled();
+    expect(rows[0].ok).toBe(1);
+  });
+});
+
+describe('withTransaction', () => {
+  beforeAll(async () => {
+    const db = createDatabase({ secretId: 'api/db', sslCaFile: server.caFile, logLevel: 'silent' });
+    await db.query('CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text NOT NULL)');
+    await db.close();
+  });
+
+  it('commits and returns the callback result', async () => {
+    const db = database();
+
+    const id = await db.withTransaction(async (client) => (await client.query('INSERT INTO notes (body) VALUES ($1) RETURNING id', ['kept'])).rows[0].id);
+    const { rows } = await db.query('SELECT body FROM notes WHERE id = $1', [id]);
+
+    expect(rows).toEqual([{ body: 'kept' }]);
+  });
+
+  it('rolls back and rethrows the very error object the callback threw', async () => {
+    const db = database();
+    const thrown = new Error('validation failed');
+
+    const caught = await db.withTransaction(async (client) => {
+      await client.query('INSERT INTO notes (body) VALUES ($1)', ['rolled back']);
+      throw thrown;
+    }).catch((e: unknown) => e);
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM notes WHERE body = $1', ['rolled back']);
+
+    expect(caught).toBe(thrown);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it.each(['read committed', 'repeatable read', 'serializable'] as const)('runs at isolation level %s', async (level) => {
+    const db = database();
+
+    const seen = await db.withTransaction(async (client) => (await client.query('SHOW transaction_isolation')).rows[0].transaction_isolation, { isolationLevel: level });
+
+    expect(seen).toBe(level);
+  });
+
+  it('runs a read-only transaction that refuses writes', async () => {
+    const db = database();
+
+    const error = await db.withTransaction((client) => client.query("INSERT INTO notes (body) VALUES ('no')"), { readOnly: true }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ReadOnlyConnectionError);
+    expect((error as ReadOnlyConnectionError).attempts).toBe(1);
+  });
+
+  it('refuses to report success when the callback swallowed a failed statement', async () => {
+    const db = database();
+
+    const error = await db.withTransaction(async (client) => {
+      await client.query('INSERT INTO notes (body) VALUES ($1)', ['swallowed']);
+      await client.query('SELECT 1/0').catch(() => undefined);
+    }).catch((e: unknown) => e);
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM notes WHERE body = $1', ['swallowed']);
+
+    expect(error).toBeInstanceOf(TransactionAbortedError);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('runs afterCommit callbacks only after a successful commit', async () => {
+    const db = database();
+    const sideEffects: string[] = [];
+
+    await db.withTransaction(async (client, tx) => {
+      tx.afterCommit(() => sideEffects.push('sent'));
+      await client.query('INSERT INTO notes (body) VALUES ($1)', ['with side effect']);
+    });
+    await db.withTransaction(async (_client, tx) => {
+      tx.afterCommit(() => sideEffects.push('never'));
+      throw new Error('abort');
+    }).catch(() => undefined);
+
+    expect(sideEffects).toEqual(['sent']);
+  });
+});
+
+describe('credential rotation', () => {
+  it('keeps serving through a rotation: old sessions keep working, new ones use the new password', async () => {
+    const db = database({ poolMax: 1, applicationName: 'rotation-test' });
+    await db.query('SELECT 1');
+    await setRolePassword('api_user', 'rotated-1');
+    secrets.putSecretValue('api/db', secretFor('rotated-1'));
+
+    const onOldSession = await db.query('SELECT 1 AS ok');
+    await terminateBackends({ applicationName: 'rotation-test' });
+    const onNewSession = await db.query('SELECT 1 AS ok');
+
+    expect(onOldSession.rows[0].ok).toBe(1);
+    expect(onNewSession.rows[0].ok).toBe(1);
+  });
+
+  it('uses AWSPENDING when the database already has the new password but AWSCURRENT does not yet', async () => {
+    const db = database({ poolMax: 1, applicationName: 'pending-test' });
+    await db.query('SELECT 1');
+    await setRolePassword('api_user', 'rotated-2');
+    secrets.putSecretValue('api/db', secretFor('rotated-2'), ['AWSPENDING']);
+
+    await terminateBackends({ applicationName: 'pending-test' });
+    const { rows } = await db.query('SELECT 1 AS ok');
+
+    expect(rows[0].ok).toBe(1);
+    expect(secrets.calls.some((c) => c.versionStage === 'AWSPENDING')).toBe(true);
+    secrets.promotePending('api/db');
+  });
+
+  it('fails with AuthenticationError when the password is wrong everywhere', async () => {
+    secrets.putSecretValue('bad/db', secretFor('not-the-password'));
+    const db = database({ secretId: 'bad/db', operationTimeoutMillis: 20_000, maxAttempts: 3 });
+
+    const error = await db.query('SELECT 1').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(AuthenticationError);
+    expect((error as AuthenticationError).attempts).toBe(3);
+    expect(JSON.stringify(error) + String((error as Error).stack)).not.toContain('not-the-password');
+  });
+});
