@@ -2,10 +2,10 @@
 // caller may do next: the typed error, whether and how a retry is safe, and what happens to the connection.
 // Server errors are classified by SQLSTATE and severity; pg's own client errors carry no code, so their texts live here.
 import {
-  AuthenticationError, CommitOutcomeUnknownError, ConfigurationError, ConnectionError, ConnectionLostError,
+  AmbiguousResultError, AuthenticationError, CommitOutcomeUnknownError, ConfigurationError, ConnectionError, ConnectionLostError,
   ConstraintViolationError, DbError, DbErrorOptions, DbPhase, DeadlockError, ExclusionViolationError,
   CheckViolationError, ForeignKeyViolationError, LockNotAvailableError, NotNullViolationError, QueryError,
-  QueryTimeoutError, ReadOnlyConnectionError, SerializationFailureError, ServerErrorFields, StatementTimeoutError,
+  PoolExhaustedError, QueryTimeoutError, ReadOnlyConnectionError, SerializationFailureError, ServerErrorFields, StatementTimeoutError,
   TlsError, TooManyConnectionsError, TransactionAbortedError, UniqueViolationError,
 } from './errors';
 
@@ -43,6 +43,8 @@ interface PgServerError extends ServerErrorFields {
 
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'ECONNABORTED', 'ENETDOWN', 'EHOSTDOWN']);
 const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** pg-pool's only signal that the checkout queue (not the network) timed out. */
+export const POOL_EXHAUSTED = /timeout exceeded when trying to connect/;
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|HOSTNAME_MISMATCH)/;
 const CONNECTION_LOST = /Connection terminated|not queryable|socket hang up|write after end|This socket has been ended/i;
 // FATAL codes that mean the session is gone (admin shutdown, crash shutdown, idle-session and idle-in-transaction timeouts).
@@ -79,6 +81,7 @@ export function classifyConnectFailure(err: unknown): Failure {
   }
   const code = e?.code ?? '';
   const message = e?.message ?? String(err);
+  if (POOL_EXHAUSTED.test(message)) return failure(new PoolExhaustedError('No pooled connection became free in time: raise DB_POOL_MAX or release clients.', opts), 'never');
   if (code === 'ENOTFOUND') return failure(new ConfigurationError(`The database host name ${e.hostname ?? ''} does not resolve (ENOTFOUND); check DB_HOST or the secret's host.`.replace('  ', ' '), opts), 'never');
   if (TLS_CODE.test(code) || /does not support SSL|certificate|TLS|SSL/i.test(message) && !SOCKET_CODES.has(code)) {
     return failure(new TlsError(`TLS verification of the database server failed (${code || message}); check DB_SSL_CA_FILE or the CA bundle and the host name.`, opts), 'never');
@@ -93,6 +96,7 @@ const STATEMENT_ERRORS: Record<string, typeof QueryError> = {
   '55P03': LockNotAvailableError, '57014': StatementTimeoutError, '25P02': TransactionAbortedError,
   '23505': UniqueViolationError, '23503': ForeignKeyViolationError, '23502': NotNullViolationError,
   '23514': CheckViolationError, '23P01': ExclusionViolationError,
+  '40003': AmbiguousResultError, '08007': AmbiguousResultError,
 };
 
 /** Maps a definitive server ERROR to its class and retry rule. */
@@ -106,7 +110,7 @@ function classifyServerError(err: PgServerError, phase: DbPhase, options: Classi
     : s === '40003' || s === '08007' ? 'idempotent'
     : 'never';
   const error = new cls(err.message, serverFields(err), { cause: err, phase, sqlState: s, retryable: retry === 'always', ambiguous: s === '40003' || s === '08007' });
-  return failure(error, retry, { destroyClient: s === '25006' || s === '40003' || s === '08007' });
+  return failure(error, retry, { destroyClient: (s === '25006' && !options.readOnly) || s === '40003' || s === '08007' });
 }
 
 /**
@@ -118,7 +122,7 @@ export function classifyStatementFailure(err: unknown, phase: 'statement' | 'com
   if (isServerError(err) && err.severity === 'ERROR') return classifyServerError(err, phase, options);
   const opts: DbErrorOptions = { cause: err, phase, ambiguous: !options.inTransaction, retryable: !!options.inTransaction };
   const retry: RetryRule = options.inTransaction ? 'always' : 'idempotent';
-  if (phase === 'commit') return failure(new CommitOutcomeUnknownError('The connection was lost during COMMIT.', opts), 'never', { destroyClient: true });
+  if (phase === 'commit') return failure(new CommitOutcomeUnknownError('The connection was lost during COMMIT.', { cause: err, phase, ambiguous: true, retryable: false }), 'never', { destroyClient: true });
   const text = (err as Error)?.message ?? '';
   if (/Query read timeout/i.test(text)) {
     return failure(new QueryTimeoutError('The query timed out on the client; it may still run on the server.', opts), retry, { destroyClient: true, cost: 2 });
@@ -144,5 +148,7 @@ export function isRetryable(err: unknown): boolean {
 /** True when the statement or COMMIT behind `err` may have taken effect although the call failed. */
 export function isAmbiguous(err: unknown): boolean {
   if (err instanceof DbError) return err.ambiguous;
+  const code = (err as { code?: string } | null)?.code ?? '';
+  if (NEVER_CONNECTED.has(code) || code === 'ENOTFOUND' || TLS_CODE.test(code)) return false;
   return classifyStatementFailure(err, 'statement').error.ambiguous;
 }

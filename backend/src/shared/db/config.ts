@@ -107,10 +107,10 @@ function firstEnv(env: Env, names: string[]): [string, string] | undefined {
 }
 
 /** Reads an integer from an option or an environment variable, checking its range. */
-function integer(option: number | undefined, env: Env, name: string, min: number, max: number, fallback: number, scale = 1): number {
+function integer(option: number | undefined, env: Env, name: string, min: number, max: number, fallback: number, scale = 1, optionName = name): number {
   if (option !== undefined) {
     if (!Number.isInteger(option) || option < min * scale || option > max * scale) {
-      throw new ConfigurationError(`Expected option for ${name} to be an integer from ${min * scale} to ${max * scale}, got ${option}.`);
+      throw new ConfigurationError(`Expected option ${optionName} to be an integer from ${min * scale} to ${max * scale}, got ${option}.`);
     }
     return option;
   }
@@ -155,13 +155,18 @@ function parseDatabaseUrl(url: string): { credentials: UrlCredentials; sslMode?:
     throw new ConfigurationError(`Expected DATABASE_URL's sslmode to be disable, require, no-verify or verify-full, got "${rawMode}".`);
   }
   const port = parsed.port ? Number(parsed.port) : 5432;
-  const credentials: UrlCredentials = {
-    user: decodeURIComponent(parsed.username),
-    password: decodeURIComponent(parsed.password),
-    host: decodeURIComponent(parsed.hostname).replace(/^\[(.*)\]$/, '$1'),
-    port,
-    database: decodeURIComponent(parsed.pathname.replace(/^\//, '')) || 'postgres',
-  };
+  let credentials: UrlCredentials;
+  try {
+    credentials = {
+      user: decodeURIComponent(parsed.username),
+      password: decodeURIComponent(parsed.password),
+      host: decodeURIComponent(parsed.hostname).replace(/^\[(.*)\]$/, '$1'),
+      port,
+      database: decodeURIComponent(parsed.pathname.replace(/^\//, '')) || 'postgres',
+    };
+  } catch {
+    throw new ConfigurationError("Expected DATABASE_URL's user, password and database to be percent-encoded (a % must be written %25).");
+  }
   if (!credentials.user || !credentials.host) {
     throw new ConfigurationError('Expected DATABASE_URL to name a user and a host.');
   }
@@ -181,21 +186,21 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
   if (fromUrl?.sslMode && ssl !== fromUrl.sslMode) {
     throw new ConfigurationError(`DATABASE_URL's sslmode and DB_SSL disagree (${fromUrl.sslMode} vs ${ssl}); set only one.`);
   }
-  const statementTimeoutMillis = integer(options.statementTimeoutMillis, env, 'DB_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 15_000);
+  const statementTimeoutMillis = integer(options.statementTimeoutMillis, env, 'DB_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 15_000, 1, 'statementTimeoutMillis');
   const maxLifetimeSeconds = integer(options.maxLifetimeSeconds, {}, 'maxLifetimeSeconds', 0, 86_400, 1800);
 
   const config = {
     secretId: secret?.[1],
     host: options.host ?? (env.DB_HOST?.trim() || undefined),
-    port: options.port ?? (env.DB_PORT?.trim() ? integer(undefined, env, 'DB_PORT', 1, 65_535, 5432) : undefined),
+    port: options.port !== undefined || env.DB_PORT?.trim() ? integer(options.port, env, 'DB_PORT', 1, 65_535, 5432, 1, 'port') : undefined,
     database: options.database ?? (env.DB_NAME?.trim() || undefined),
-    credentialsTtlMillis: integer(options.credentialsTtlMillis, env, 'DB_SECRET_TTL_SECONDS', 1, 86_400, 300_000, 1000),
-    credentialsGraceMillis: integer(options.credentialsGraceMillis, env, 'DB_SECRET_GRACE_SECONDS', 0, 86_400, 900_000, 1000),
+    credentialsTtlMillis: integer(options.credentialsTtlMillis, env, 'DB_SECRET_TTL_SECONDS', 1, 86_400, 300_000, 1000, 'credentialsTtlMillis'),
+    credentialsGraceMillis: integer(options.credentialsGraceMillis, env, 'DB_SECRET_GRACE_SECONDS', 0, 86_400, 900_000, 1000, 'credentialsGraceMillis'),
     ssl,
     sslCaFile: options.sslCaFile ?? (env.DB_SSL_CA_FILE?.trim() || undefined),
     sslCa: options.sslCa,
-    poolMax: integer(options.poolMax, env, 'DB_POOL_MAX', 1, 1000, 2),
-    connectTimeoutMillis: integer(options.connectTimeoutMillis, env, 'DB_CONNECT_TIMEOUT_MS', 1, 600_000, 3000),
+    poolMax: integer(options.poolMax, env, 'DB_POOL_MAX', 1, 1000, 2, 1, 'poolMax'),
+    connectTimeoutMillis: integer(options.connectTimeoutMillis, env, 'DB_CONNECT_TIMEOUT_MS', 1, 600_000, 3000, 1, 'connectTimeoutMillis'),
     statementTimeoutMillis,
     queryTimeoutMillis: integer(options.queryTimeoutMillis, {}, 'queryTimeoutMillis', 0, 3_600_000, statementTimeoutMillis ? statementTimeoutMillis + 2000 : 0),
     idleInTransactionTimeoutMillis: integer(options.idleInTransactionTimeoutMillis, {}, 'idleInTransactionTimeoutMillis', 0, 3_600_000, 30_000),
@@ -203,8 +208,8 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
     idleTimeoutMillis: integer(options.idleTimeoutMillis, {}, 'idleTimeoutMillis', 0, 86_400_000, 300_000),
     maxIdleMillis: integer(options.maxIdleMillis, {}, 'maxIdleMillis', 0, 86_400_000, 300_000),
     validateAfterIdleMillis: integer(options.validateAfterIdleMillis, {}, 'validateAfterIdleMillis', 0, 86_400_000, 10_000),
-    operationTimeoutMillis: integer(options.operationTimeoutMillis, env, 'DB_OPERATION_TIMEOUT_MS', 1, 900_000, 10_000),
-    maxAttempts: integer(options.maxAttempts, env, 'DB_RETRY_MAX_ATTEMPTS', 1, 20, 5),
+    operationTimeoutMillis: integer(options.operationTimeoutMillis, env, 'DB_OPERATION_TIMEOUT_MS', 1, 900_000, 10_000, 1, 'operationTimeoutMillis'),
+    maxAttempts: integer(options.maxAttempts, env, 'DB_RETRY_MAX_ATTEMPTS', 1, 20, 5, 1, 'maxAttempts'),
     retryBaseDelayMillis: integer(options.retryBaseDelayMillis, {}, 'retryBaseDelayMillis', 0, 60_000, 50),
     retryMaxDelayMillis: integer(options.retryMaxDelayMillis, {}, 'retryMaxDelayMillis', 0, 60_000, 2000),
     retryBudget: integer(options.retryBudget, {}, 'retryBudget', 0, 10_000, 10),

@@ -185,6 +185,8 @@ export const StatementTimeoutError = queryErrorClass('StatementTimeoutError', 'D
 export const TransactionAbortedError = queryErrorClass('TransactionAbortedError', 'DB_TRANSACTION_ABORTED');
 /** Any integrity constraint violation (class 23); `constraint`, `table` and `column` name what was violated. */
 export const ConstraintViolationError = queryErrorClass('ConstraintViolationError', 'DB_CONSTRAINT_VIOLATION');
+/** 40003 statement_completion_unknown or 08007 transaction_resolution_unknown: it may have run. */
+export const AmbiguousResultError = queryErrorClass('AmbiguousResultError', 'DB_AMBIGUOUS_RESULT');
 /** 23505 unique_violation. */
 export const UniqueViolationError = queryErrorClass('UniqueViolationError', 'DB_UNIQUE_VIOLATION', ConstraintViolationError);
 /** 23503 foreign_key_violation. */
@@ -204,6 +206,7 @@ export type LockNotAvailableError = QueryError;
 export type StatementTimeoutError = QueryError;
 export type TransactionAbortedError = QueryError;
 export type ConstraintViolationError = QueryError;
+export type AmbiguousResultError = QueryError;
 export type UniqueViolationError = QueryError;
 export type ForeignKeyViolationError = QueryError;
 export type NotNullViolationError = QueryError;

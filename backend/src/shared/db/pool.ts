@@ -2,7 +2,7 @@
 // function so rotation never rebuilds it, an 'error' listener on every checked-out client, stale-idle detection that
 // does not trust timers (they stop while a Lambda sandbox is frozen), and release rules that destroy doubtful clients.
 import { Pool, PoolClient } from 'pg';
-import { classifyConnectFailure } from './classify';
+import { classifyConnectFailure, POOL_EXHAUSTED } from './classify';
 import type { DbConfig } from './config';
 import type { CredentialsProvider, DbCredentials } from './credentials';
 import { ConnectionError, DeadlineExceededError, PoolExhaustedError } from './errors';
@@ -20,7 +20,6 @@ interface ClientState {
 }
 
 const VALIDATE_TIMEOUT_MILLIS = 1000;
-const POOL_EXHAUSTED = /timeout exceeded when trying to connect/;
 
 function identityOf(c: DbCredentials): string {
   return `${c.user}@${c.host}:${c.port}/${c.database}`;
