@@ -4,6 +4,8 @@ import type { Config } from 'jest';
 const transform: Config['transform'] = { '^.+\\.ts$': 'ts-jest' };
 
 const config: Config = {
+  // One worker: integration files share one PostgreSQL server, and some restart it on purpose.
+  maxWorkers: 1,
   projects: [
     {
       displayName: 'unit',

@@ -1,0 +1,92 @@
+// Bundles each handler of backend/src/handlers/routes.ts with esbuild into <outDir>/<handler>/index.js (CommonJS, so
+// no createRequire banner is needed; node22; minified; linked source map) and a deterministic <outDir>/<handler>.zip
+// ready for upload, and reports each bundle's size. The AWS SDK is bundled unless externalSdk is set.
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { build } from 'esbuild';
+import { zipSync } from 'fflate';
+import { HANDLER_NAMES } from '../../backend/src/handlers/routes';
+
+/** Options for {@link buildHandlers}. */
+export interface BuildOptions {
+  /** (Default: dist/ at the repository root) */
+  readonly outDir?: string;
+  /** Leave `@aws-sdk/*` to the Lambda runtime's SDK instead of bundling the pinned, tested one. (Default: false) */
+  readonly externalSdk?: boolean;
+  /** Build only these handlers. (Default: every handler in ROUTES) */
+  readonly handlers?: readonly string[];
+}
+
+/** What one handler's build produced. */
+export interface BundleReport {
+  readonly handler: string;
+  /** <outDir>/<handler>/index.js */
+  readonly file: string;
+  readonly bytes: number;
+  /** gzip -9 size: roughly what the function downloads and what dominates cold-start read time. */
+  readonly gzipBytes: number;
+  readonly zipFile: string;
+  readonly zipBytes: number;
+}
+
+/** The repository root (scripts/lib/../..). */
+export const REPO_ROOT = path.resolve(__dirname, '../..');
+const HANDLERS_DIR = path.join(REPO_ROOT, 'backend/src/handlers');
+// Zip entries get a fixed time and Unix mode 0644, so equal sources give byte-identical zips Lambda can read.
+const ZIP_ENTRY = { mtime: new Date('2000-01-01T00:00:00Z'), os: 3, attrs: 0o644 << 16, level: 9 } as const;
+
+/** Builds the bundles and zips; throws esbuild's error (with file and line) when a handler does not compile. */
+export async function buildHandlers(options: BuildOptions = {}): Promise<BundleReport[]> {
+  const outDir = path.resolve(options.outDir ?? path.join(REPO_ROOT, 'dist'));
+  const handlers = options.handlers ?? HANDLER_NAMES;
+  const unknown = handlers.filter((name) => !HANDLER_NAMES.includes(name));
+  if (unknown.length) throw new Error(`Unknown handler ${unknown.join(', ')}; expected one of ${HANDLER_NAMES.join(', ')}.`);
+  for (const name of handlers) {
+    fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
+    fs.rmSync(path.join(outDir, `${name}.zip`), { force: true });
+  }
+
+  await build({
+    entryPoints: Object.fromEntries(handlers.map((name) => [`${name}/index`, path.join(HANDLERS_DIR, `${name}.ts`)])),
+    outdir: outDir,
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'cjs',
+    minify: true,
+    sourcemap: 'linked',
+    // Stack traces need only the mappings (NODE_OPTIONS=--enable-source-maps); the sources would double the zip.
+    sourcesContent: false,
+    legalComments: 'none',
+    external: options.externalSdk ? ['@aws-sdk/*'] : [],
+    // The module loads the SDK with import(); as require() an external SDK resolves through NODE_PATH, where the
+    // Lambda runtime keeps its copy (ESM resolution ignores NODE_PATH).
+    supported: { 'dynamic-import': false },
+    logLevel: 'warning',
+    absWorkingDir: REPO_ROOT,
+  });
+
+  return handlers.map((name) => {
+    const dir = path.join(outDir, name);
+    const code = fs.readFileSync(path.join(dir, 'index.js'));
+    const map = fs.readFileSync(path.join(dir, 'index.js.map'));
+    const zipFile = path.join(outDir, `${name}.zip`);
+    fs.writeFileSync(zipFile, zipSync({ 'index.js': [code, ZIP_ENTRY], 'index.js.map': [map, ZIP_ENTRY] }));
+    return {
+      handler: name,
+      file: path.join(dir, 'index.js'),
+      bytes: code.length,
+      gzipBytes: zlib.gzipSync(code, { level: 9 }).length,
+      zipFile,
+      zipBytes: fs.statSync(zipFile).size,
+    };
+  });
+}
+
+/** A fixed-width table of the reports, one line per bundle, for the build's output. */
+export function formatReports(reports: readonly BundleReport[]): string {
+  const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`.padStart(11);
+  const lines = reports.map((r) => `${r.handler.padEnd(12)} ${String(r.bytes).padStart(9)} B ${kb(r.bytes)}  gzip ${String(r.gzipBytes).padStart(8)} B ${kb(r.gzipBytes)}  zip ${String(r.zipBytes).padStart(8)} B`);
+  return [`${'handler'.padEnd(12)} ${'index.js'.padStart(23)}  ${'gzip -9'.padStart(25)}  ${'zip'.padStart(12)}`, ...lines].join('\n');
+}
