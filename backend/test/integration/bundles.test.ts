@@ -1,0 +1,159 @@
+// Every built bundle, loaded by a fresh `node` process from a temporary directory (so nothing outside the bundle
+// can be required), invoked with a v2 event against the local PostgreSQL: the artifacts we ship work on their own,
+// with DATABASE_URL, and with credentials from a Secrets Manager endpoint through the bundled AWS SDK.
+import { spawn } from 'node:child_process';
+import { unzipSync } from 'fflate';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createDatabase } from '../../src/shared/db';
+import { createHttpEvent, type HttpEventOptions } from '../../../scripts/lib/http-event';
+import { buildHandlers, REPO_ROOT, type BundleReport } from '../../../scripts/lib/build-handlers';
+import { startLocalSecretsManager, type LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
+import { DEMO_TENANT_ID as TENANT, DEMO_WALLET_A_ID, DEMO_WALLET_B_ID, seedDemoData } from '../../../scripts/lib/seed';
+import { createAppDatabase, type AppDatabase } from './fixtures/app-database';
+import { testServer } from './support/postgres';
+
+// Runs in the child: load the bundle as Lambda does (require + exports.handler), invoke once, print the result.
+const RUNNER = `
+const { handler } = require(process.argv[1]);
+let input = '';
+process.stdin.on('data', (chunk) => (input += chunk)).on('end', async () => {
+  const started = Date.now();
+  const context = { awsRequestId: 'bundle-test', functionName: 'bundle-test', getRemainingTimeInMillis: () => 15000 - (Date.now() - started) };
+  const result = await handler(JSON.parse(input), context);
+  process.stdout.write(JSON.stringify(result), () => process.exit(0));
+});`;
+
+let outDir: string;
+let reports: BundleReport[];
+let externalReports: BundleReport[];
+let app: AppDatabase;
+
+/** Invokes the bundle in a new process with only `env` (and PATH); resolves with its status and parsed body. */
+function invokeBundle(file: string, request: HttpEventOptions, env: Record<string, string>): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', RUNNER, file], { cwd: os.tmpdir(), env: { PATH: process.env.PATH ?? '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`bundle process exited with ${code}: ${stderr}`));
+      const result = JSON.parse(stdout);
+      resolve({ status: result.statusCode, body: JSON.parse(result.body) });
+    });
+    child.stdin.end(JSON.stringify(createHttpEvent(request)));
+  });
+}
+
+const report = (name: string, from: BundleReport[] = reports) => from.find((r) => r.handler === name)!;
+const bundle = (name: string, from: BundleReport[] = reports) => report(name, from).file;
+
+beforeAll(async () => {
+  outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bundles-'));
+  reports = await buildHandlers({ outDir: path.join(outDir, 'bundled') });
+  externalReports = await buildHandlers({ outDir: path.join(outDir, 'external'), externalSdk: true, handlers: ['health'] });
+  app = await createAppDatabase('bundles');
+  const db = createDatabase({ databaseUrl: app.env.DATABASE_URL, sslCaFile: app.env.DB_SSL_CA_FILE });
+  await seedDemoData(db);
+  await db.close();
+}, 120_000);
+
+afterAll(async () => {
+  await app?.drop();
+  if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
+});
+
+describe('built bundles', () => {
+  it('writes an index.js, a source map and a zip per handler', () => {
+    expect(reports.map((r) => r.handler).sort()).toEqual(['create-user', 'get-user', 'health', 'list-users', 'transfer']);
+    for (const report of reports) {
+      expect(fs.readFileSync(report.file, 'utf8')).toMatch(/\/\/# sourceMappingURL=index\.js\.map\s*$/);
+      expect(fs.existsSync(`${report.file}.map`)).toBe(true);
+      const zipped = unzipSync(fs.readFileSync(report.zipFile));
+      expect(Object.keys(zipped).sort()).toEqual(['index.js', 'index.js.map']);
+      expect(Buffer.from(zipped['index.js']).equals(fs.readFileSync(report.file))).toBe(true);
+      expect(report.gzipBytes).toBeLessThan(report.bytes);
+    }
+  });
+
+  it('builds byte-identical zips from the same sources', async () => {
+    const [again] = await buildHandlers({ outDir: path.join(outDir, 'again'), handlers: ['health'] });
+
+    expect(fs.readFileSync(again.zipFile).equals(fs.readFileSync(report('health').zipFile))).toBe(true);
+  });
+
+  it('leaves the AWS SDK out with externalSdk', () => {
+    const code = fs.readFileSync(externalReports[0].file, 'utf8');
+
+    expect(externalReports[0].bytes).toBeLessThan(report('health').bytes);
+    // required, not import()ed: CommonJS resolution finds the runtime's SDK through NODE_PATH.
+    expect(code.includes('require("@aws-sdk/client-secrets-manager")')).toBe(true);
+    expect(code.includes('import("@aws-sdk')).toBe(false);
+  });
+
+  it('serves every route from a fresh process with DATABASE_URL', async () => {
+    const env = app.env as Record<string, string>;
+    const users = `/tenants/${TENANT}/users`;
+
+    const health = await invokeBundle(bundle('health'), { method: 'GET', path: '/health' }, env);
+    const created = await invokeBundle(bundle('create-user'), { method: 'POST', path: users, body: { email: 'b@example.com', name: 'B' } }, env);
+    const duplicate = await invokeBundle(bundle('create-user'), { method: 'POST', path: users, body: { email: 'b@example.com', name: 'B' } }, env);
+    const listed = await invokeBundle(bundle('list-users'), { method: 'GET', path: users }, env);
+    const got = await invokeBundle(bundle('get-user'), { method: 'GET', path: `${users}/${created.body.user.id}` }, env);
+    const bad = await invokeBundle(bundle('get-user'), { method: 'GET', path: `${users}/nope` }, env);
+    const moved = await invokeBundle(bundle('transfer'), { method: 'POST', path: `/tenants/${TENANT}/transfers`, body: { requestId: 'c0000000-0000-4000-8000-000000000001', fromWalletId: DEMO_WALLET_A_ID, toWalletId: DEMO_WALLET_B_ID, amountCents: 100 } }, env);
+
+    expect(health).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(created).toMatchObject({ status: 201, body: { user: { email: 'b@example.com', tenantId: TENANT } } });
+    // The minified bundle still maps SQLSTATE 23505 to UniqueViolationError and the constraint to a 409.
+    expect(duplicate).toMatchObject({ status: 409, body: { error: { code: 'EMAIL_TAKEN' } } });
+    expect(listed).toMatchObject({ status: 200, body: { users: [created.body.user] } });
+    expect(got).toMatchObject({ status: 200, body: { user: created.body.user } });
+    expect(bad).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
+    expect(moved).toMatchObject({ status: 201, body: { transfer: { amountCents: 100 } } });
+  });
+
+  it('serves from a bundle built with externalSdk when no secret is needed', async () => {
+    const response = await invokeBundle(bundle('health', externalReports), { method: 'GET', path: '/health' }, app.env as Record<string, string>);
+
+    expect(response.status).toBe(200);
+  });
+
+  describe('with credentials from Secrets Manager', () => {
+    let secrets: LocalSecretsManager;
+    beforeAll(async () => {
+      secrets = await startLocalSecretsManager();
+    });
+    afterAll(() => secrets?.close());
+
+    it('fetches them with the bundled SDK and connects', async () => {
+      const server = testServer();
+      secrets.putSecretValue('app/db', JSON.stringify({ engine: 'postgres', username: server.user, password: server.password, host: server.host, port: server.port, dbname: app.name }));
+      const env = {
+        DB_SECRET_ID: 'app/db', DB_SSL_CA_FILE: server.caFile, AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+        AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test',
+      };
+
+      const response = await invokeBundle(bundle('list-users'), { method: 'GET', path: `/tenants/${TENANT}/users` }, env);
+
+      expect(response.status).toBe(200);
+      expect(secrets.calls).toEqual([expect.objectContaining({ secretId: 'app/db', via: 'api' })]);
+    });
+
+    it('loads the SDK through NODE_PATH, as from the Lambda runtime, when built with externalSdk', async () => {
+      const server = testServer();
+      secrets.putSecretValue('app/db-external', JSON.stringify({ username: server.user, password: server.password, host: server.host, port: server.port, dbname: app.name }));
+      const env = {
+        DB_SECRET_ID: 'app/db-external', DB_SSL_CA_FILE: server.caFile, AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+        AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', NODE_PATH: path.join(REPO_ROOT, 'node_modules'),
+      };
+
+      const response = await invokeBundle(bundle('health', externalReports), { method: 'GET', path: '/health' }, env);
+
+      expect(response.status).toBe(200);
+    });
+  });
+});

@@ -1,0 +1,58 @@
+// `npm run invoke -- <handler> <event.json> [--bundle] [--dist <dir>] [--timeout <ms>]`: runs one handler once with a
+// fake Lambda context and prints the response. By default the TypeScript source (through tsx); with --bundle the
+// built dist/<handler>/index.js, as Lambda would load it. The database comes from the environment (DB_*, DATABASE_URL).
+import fs from 'node:fs';
+import path from 'node:path';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { HANDLER_NAMES } from '../backend/src/handlers/routes';
+import { REPO_ROOT } from './lib/build-handlers';
+import { createLambdaContext } from './lib/lambda-context';
+
+type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+
+function option(argv: string[], name: string): string | undefined {
+  const index = argv.indexOf(name);
+  return index >= 0 ? argv[index + 1] : undefined;
+}
+
+async function loadHandler(name: string, bundle: boolean, distDir: string): Promise<Handler> {
+  const file = bundle ? path.join(distDir, name, 'index.js') : path.join(REPO_ROOT, 'backend/src/handlers', `${name}.ts`);
+  if (!fs.existsSync(file)) throw new Error(`${file} does not exist${bundle ? '; run `npm run build` first' : ''}.`);
+  const loaded = (await import(file)) as { handler?: Handler; default?: { handler?: Handler } };
+  const handler = loaded.handler ?? loaded.default?.handler;
+  if (typeof handler !== 'function') throw new Error(`${file} exports no handler function.`);
+  return handler;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const positional = argv.filter((arg, i) => !arg.startsWith('--') && !['--dist', '--timeout'].includes(argv[i - 1]));
+  const [name, eventFile] = positional;
+  if (!name || !eventFile || !HANDLER_NAMES.includes(name)) {
+    throw new Error(`Usage: npm run invoke -- <handler> <event.json> [--bundle] [--timeout ms]; handlers: ${HANDLER_NAMES.join(', ')}.`);
+  }
+  const event = JSON.parse(fs.readFileSync(eventFile, 'utf8')) as APIGatewayProxyEventV2;
+  const timeout = option(argv, '--timeout');
+  const distDir = path.resolve(option(argv, '--dist') ?? path.join(REPO_ROOT, 'dist'));
+  const handler = await loadHandler(name, argv.includes('--bundle'), distDir);
+  const context = createLambdaContext({ functionName: name, timeoutMillis: timeout ? Number(timeout) : undefined });
+  const startedAt = Date.now();
+
+  const response = await handler(event, context);
+
+  let body: unknown = response.body;
+  try {
+    body = response.body === undefined ? undefined : JSON.parse(response.body);
+  } catch {
+    // Not JSON: print it as the string it is.
+  }
+  console.log(JSON.stringify({ ...response, body }, null, 2));
+  console.error(`${name}: ${response.statusCode} in ${Date.now() - startedAt} ms (request ${context.awsRequestId})`);
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (err: Error) => {
+    console.error(`Invoke failed: ${err.message}`);
+    process.exit(1);
+  },
+);

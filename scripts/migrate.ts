@@ -1,0 +1,28 @@
+// `npm run migrate [-- --seed] [--dir <folder>]`: applies pending migrations to the database the environment
+// configures (DB_SECRET_ID or DATABASE_URL, plus the DB_* variables), then the demo seed when asked.
+// Exit code 0 when the schema is current; 1 with a one-line reason otherwise.
+import { createDatabase } from '../backend/src/shared/db';
+import { migrate, MIGRATIONS_DIR } from './lib/migrate';
+import { seedDemoData } from './lib/seed';
+
+async function main(argv: string[]): Promise<void> {
+  const dirIndex = argv.indexOf('--dir');
+  const dir = dirIndex >= 0 ? argv[dirIndex + 1] : MIGRATIONS_DIR;
+  const db = createDatabase();
+  console.log(`Migrating ${db.credentialsSource} from ${dir}`);
+  try {
+    const applied = await migrate(db, { dir, onApplied: (m) => console.log(`  applied ${m.version}_${m.name}`) });
+    console.log(applied.length ? `${applied.length} migration(s) applied.` : 'The schema is up to date.');
+    if (argv.includes('--seed')) {
+      await seedDemoData(db);
+      console.log('Demo data seeded.');
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  console.error(`Migration failed: ${err.name}: ${err.message}`);
+  process.exitCode = 1;
+});
