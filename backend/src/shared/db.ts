@@ -12,7 +12,7 @@ export { isAmbiguous, isRetryable } from './db/classify';
 export { createDatabase } from './db/database';
 export { resolveDbConfig } from './db/config';
 export type { Database, QueryOptions } from './db/database';
-export type { DbConfig, DbOptions, SslMode } from './db/config';
+export type { AuthMode, DbConfig, DbOptions, IamTokenSigner, SecretSource, SslMode } from './db/config';
 export type { DbCredentials } from './db/secret-format';
 export type { DbHooks, QueryEvent, RetryEvent, CredentialsRefreshEvent } from './db/hooks';
 export type { DbLogger, LogLevel } from './db/log';

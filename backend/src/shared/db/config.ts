@@ -9,10 +9,29 @@ import type { DbLogger, LogLevel } from './log';
 /** How the connection is encrypted: verify chain and host name, encrypt only, or plain TCP. */
 export type SslMode = 'verify-full' | 'require' | 'disable';
 
+/** Where a secret is read: the Secrets Manager API through the SDK, or the AWS Parameters and Secrets Lambda Extension. */
+export type SecretSource = 'sdk' | 'extension';
+
+/** How connections authenticate: a password (from a secret or DATABASE_URL) or an IAM authentication token. */
+export type AuthMode = 'password' | 'iam';
+
+/** Signs an RDS IAM authentication token; injectable for tests. (Default: @aws-sdk/rds-signer) */
+export type IamTokenSigner = (params: { hostname: string; port: number; username: string; region?: string }) => Promise<string>;
+
 /** Everything a caller may set; each field falls back to its environment variable, then to its default. */
 export interface DbOptions {
   /** Secrets Manager secret name or ARN. (Env: DB_SECRET_ID, RDS_SECRET_ARN, AWS_SECRET_NAME) */
   readonly secretId?: string;
+  /** (Env: DB_SECRET_SOURCE; Default: 'extension' when PARAMETERS_SECRETS_EXTENSION_HTTP_PORT is set, else 'sdk') */
+  readonly secretSource?: SecretSource;
+  /** Port of the Parameters and Secrets Lambda Extension. (Env: PARAMETERS_SECRETS_EXTENSION_HTTP_PORT; Default: 2773) */
+  readonly extensionPort?: number;
+  /** (Env: DB_AUTH; Default: 'password') */
+  readonly auth?: AuthMode;
+  /** Database user for IAM authentication. (Env: DB_USER) */
+  readonly user?: string;
+  /** Replaces @aws-sdk/rds-signer, e.g. in tests. */
+  readonly iamTokenSigner?: IamTokenSigner;
   /** A postgres:// URL, used when no secret id is set. (Env: DATABASE_URL) */
   readonly databaseUrl?: string;
   /** Override or fill the secret's host, port and database. (Env: DB_HOST, DB_PORT, DB_NAME) */
@@ -37,7 +56,7 @@ export interface DbOptions {
   readonly statementTimeoutMillis?: number;
   /** Client-side query timeout; the client is destroyed when it fires. (Default: statement timeout + 2000) */
   readonly queryTimeoutMillis?: number;
-  /** (Default: 30000) */
+  /** (Env: DB_IDLE_IN_TRANSACTION_TIMEOUT_MS; Default: 30000; 0 disables it) */
   readonly idleInTransactionTimeoutMillis?: number;
   /** (Default: 1800) */
   readonly maxLifetimeSeconds?: number;
@@ -79,8 +98,14 @@ export interface UrlCredentials {
 }
 
 /** The resolved, frozen configuration. */
-export interface DbConfig extends Required<Omit<DbOptions, 'secretId' | 'databaseUrl' | 'host' | 'port' | 'database' | 'sslCaFile' | 'sslCa' | 'secretsManagerClient' | 'logger' | 'hooks'>> {
+export interface DbConfig extends Required<Omit<DbOptions, 'secretId' | 'databaseUrl' | 'host' | 'port' | 'database' | 'sslCaFile' | 'sslCa' | 'secretsManagerClient' | 'logger' | 'hooks' | 'user' | 'iamTokenSigner'>> {
   readonly secretId?: string;
+  readonly user?: string;
+  readonly iamTokenSigner?: IamTokenSigner;
+  /** AWS_REGION, for the IAM token signer. */
+  readonly region?: string;
+  /** Non-enumerable: AWS_SESSION_TOKEN, which the Lambda extension requires as its token. */
+  readonly extensionToken?: string;
   /** Non-enumerable: it holds a password. */
   readonly urlCredentials?: UrlCredentials;
   readonly host?: string;
@@ -96,6 +121,8 @@ export interface DbConfig extends Required<Omit<DbOptions, 'secretId' | 'databas
 type Env = Record<string, string | undefined>;
 
 const SSL_MODES: readonly SslMode[] = ['verify-full', 'require', 'disable'];
+const SECRET_SOURCES: readonly SecretSource[] = ['sdk', 'extension'];
+const AUTH_MODES: readonly AuthMode[] = ['password', 'iam'];
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
 function firstEnv(env: Env, names: string[]): [string, string] | undefined {
@@ -177,21 +204,38 @@ function parseDatabaseUrl(url: string): { credentials: UrlCredentials; sslMode?:
 export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env): DbConfig {
   const secret = options.secretId ? ['secretId', options.secretId] : firstEnv(env, ['DB_SECRET_ID', 'RDS_SECRET_ARN', 'AWS_SECRET_NAME']);
   const databaseUrl = options.databaseUrl ?? (env.DATABASE_URL?.trim() || undefined);
-  if (!secret && !databaseUrl) {
+  const auth = oneOf(options.auth, env, 'DB_AUTH', AUTH_MODES, 'password');
+  const fromUrl = !secret && databaseUrl ? parseDatabaseUrl(databaseUrl) : undefined;
+  const host = options.host ?? (env.DB_HOST?.trim() || undefined);
+  const user = options.user ?? (env.DB_USER?.trim() || undefined);
+  if (auth === 'iam') {
+    if (!(host ?? fromUrl?.credentials.host) || !(user ?? fromUrl?.credentials.user)) {
+      throw new ConfigurationError('DB_AUTH=iam needs DB_HOST and DB_USER (or a DATABASE_URL without a password) to sign a token for.');
+    }
+  } else if (!secret && !databaseUrl) {
     throw new ConfigurationError('No database credentials are configured: set DB_SECRET_ID (a Secrets Manager secret name or ARN) or DATABASE_URL.');
   }
-  const fromUrl = !secret && databaseUrl ? parseDatabaseUrl(databaseUrl) : undefined;
 
   const ssl = oneOf(options.ssl, env, 'DB_SSL', SSL_MODES, fromUrl?.sslMode ?? 'verify-full');
   if (fromUrl?.sslMode && ssl !== fromUrl.sslMode) {
     throw new ConfigurationError(`DATABASE_URL's sslmode and DB_SSL disagree (${fromUrl.sslMode} vs ${ssl}); set only one.`);
   }
+  if (auth === 'iam' && ssl === 'disable') {
+    throw new ConfigurationError('DB_AUTH=iam requires TLS: RDS refuses IAM tokens over plain TCP, so DB_SSL=disable cannot be used with it.');
+  }
+  const extensionPortSet = !!env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT?.trim();
   const statementTimeoutMillis = integer(options.statementTimeoutMillis, env, 'DB_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 15_000, 1, 'statementTimeoutMillis');
   const maxLifetimeSeconds = integer(options.maxLifetimeSeconds, {}, 'maxLifetimeSeconds', 0, 86_400, 1800);
 
   const config = {
     secretId: secret?.[1],
-    host: options.host ?? (env.DB_HOST?.trim() || undefined),
+    secretSource: oneOf(options.secretSource, env, 'DB_SECRET_SOURCE', SECRET_SOURCES, extensionPortSet ? 'extension' : 'sdk'),
+    extensionPort: integer(options.extensionPort, env, 'PARAMETERS_SECRETS_EXTENSION_HTTP_PORT', 1, 65_535, 2773, 1, 'extensionPort'),
+    auth,
+    user,
+    iamTokenSigner: options.iamTokenSigner,
+    region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined,
+    host,
     port: options.port !== undefined || env.DB_PORT?.trim() ? integer(options.port, env, 'DB_PORT', 1, 65_535, 5432, 1, 'port') : undefined,
     database: options.database ?? (env.DB_NAME?.trim() || undefined),
     credentialsTtlMillis: integer(options.credentialsTtlMillis, env, 'DB_SECRET_TTL_SECONDS', 1, 86_400, 300_000, 1000, 'credentialsTtlMillis'),
@@ -203,7 +247,7 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
     connectTimeoutMillis: integer(options.connectTimeoutMillis, env, 'DB_CONNECT_TIMEOUT_MS', 1, 600_000, 3000, 1, 'connectTimeoutMillis'),
     statementTimeoutMillis,
     queryTimeoutMillis: integer(options.queryTimeoutMillis, {}, 'queryTimeoutMillis', 0, 3_600_000, statementTimeoutMillis ? statementTimeoutMillis + 2000 : 0),
-    idleInTransactionTimeoutMillis: integer(options.idleInTransactionTimeoutMillis, {}, 'idleInTransactionTimeoutMillis', 0, 3_600_000, 30_000),
+    idleInTransactionTimeoutMillis: integer(options.idleInTransactionTimeoutMillis, env, 'DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 0, 3_600_000, 30_000, 1, 'idleInTransactionTimeoutMillis'),
     maxLifetimeSeconds,
     idleTimeoutMillis: integer(options.idleTimeoutMillis, {}, 'idleTimeoutMillis', 0, 86_400_000, 300_000),
     maxIdleMillis: integer(options.maxIdleMillis, {}, 'maxIdleMillis', 0, 86_400_000, 300_000),
@@ -220,5 +264,6 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
     hooks: options.hooks ?? {},
   };
   if (fromUrl) Object.defineProperty(config, 'urlCredentials', { value: Object.freeze(fromUrl.credentials), enumerable: false });
+  Object.defineProperty(config, 'extensionToken', { value: env.AWS_SESSION_TOKEN, enumerable: false });
   return Object.freeze(config) as DbConfig;
 }

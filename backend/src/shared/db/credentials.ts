@@ -1,11 +1,10 @@
-// Credential sources: Secrets Manager (TTL cache, single-flight, stale-while-failing, rotation-aware refresh)
-// and DATABASE_URL (static). The Secrets Manager SDK is loaded on first fetch, so a process that never asks
-// for a secret never pays for loading it.
-import type { GetSecretValueCommandOutput, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+// Credential sources: a secret (TTL cache, single-flight, stale-while-failing, rotation-aware refresh; read through
+// the SDK or the Lambda extension), DATABASE_URL (static) and IAM authentication tokens (iam-credentials.ts).
 import type { DbConfig } from './config';
-import { CredentialsError } from './errors';
 import { callHook, CredentialsRefreshEvent } from './hooks';
+import { IamCredentials } from './iam-credentials';
 import type { createLogger } from './log';
+import { createExtensionFetcher, createSdkFetcher, SecretFetcher, SecretStage } from './secret-fetchers';
 import { DbCredentials, makeCredentials, parseSecret } from './secret-format';
 
 export type { DbCredentials } from './secret-format';
@@ -43,15 +42,15 @@ export class SecretsManagerCredentials implements CredentialsProvider {
   private entry?: CacheEntry;
   private inFlight?: Promise<DbCredentials>;
   private lastForcedAt = -Infinity;
-  private client?: Promise<SecretsManagerClient>;
 
   constructor(
     private readonly config: DbConfig,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => Date.now(),
     private readonly random: () => number = Math.random,
+    private readonly fetchSecretString: SecretFetcher = config.secretSource === 'extension' ? createExtensionFetcher(config) : createSdkFetcher(config),
   ) {
-    this.description = `secret ${config.secretId}`;
+    this.description = `secret ${config.secretId}${config.secretSource === 'extension' ? ' (via the Lambda extension)' : ''}`;
   }
 
   peek(): DbCredentials | undefined {
@@ -122,30 +121,11 @@ export class SecretsManagerCredentials implements CredentialsProvider {
     }
   }
 
-  private async fetch(stage: 'AWSCURRENT' | 'AWSPENDING'): Promise<DbCredentials> {
-    const sdk = await import('@aws-sdk/client-secrets-manager');
-    this.client ??= Promise.resolve(this.config.secretsManagerClient ?? new sdk.SecretsManagerClient({}));
-    const client = await this.client;
+  private async fetch(stage: SecretStage): Promise<DbCredentials> {
     const label = this.config.secretId as string;
-    let output: GetSecretValueCommandOutput;
-    try {
-      output = await client.send(new sdk.GetSecretValueCommand({ SecretId: label, VersionStage: stage }));
-    } catch (err) {
-      throw describeSdkError(err, label, stage);
-    }
-    const credentials = parseSecret(output.SecretString, label, this.config);
+    const credentials = parseSecret(await this.fetchSecretString(stage), label, this.config);
     return stage === 'AWSCURRENT' ? credentials : makeCredentials({ ...credentials, source: `${credentials.source} (AWSPENDING)` }, credentials.password);
   }
-}
-
-function describeSdkError(err: unknown, secretId: string, stage: string): CredentialsError {
-  const name = (err as Error)?.name ?? 'Error';
-  const why =
-    name === 'ResourceNotFoundException' ? `Secrets Manager has no secret ${secretId} with stage ${stage}`
-    : name === 'AccessDeniedException' ? `This role may not read secret ${secretId}: grant secretsmanager:GetSecretValue (and kms:Decrypt for a customer-managed key)`
-    : name === 'DecryptionFailure' ? `Secrets Manager could not decrypt secret ${secretId}: grant kms:Decrypt on its key`
-    : `Reading secret ${secretId} from Secrets Manager failed`;
-  return new CredentialsError(`${why} (${name}).`, { cause: err });
 }
 
 /** Static credentials from DATABASE_URL, for local development. */
@@ -176,7 +156,8 @@ export class UrlCredentials implements CredentialsProvider {
   clear(): void {}
 }
 
-/** Picks the source the configuration names: a secret id wins over DATABASE_URL. */
+/** Picks the source the configuration names: IAM tokens when DB_AUTH=iam, else a secret id wins over DATABASE_URL. */
 export function createCredentialsProvider(config: DbConfig, log: Logger): CredentialsProvider {
+  if (config.auth === 'iam') return new IamCredentials(config);
   return config.secretId ? new SecretsManagerCredentials(config, log) : new UrlCredentials(config);
 }

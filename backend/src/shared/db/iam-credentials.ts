@@ -1,0 +1,75 @@
+// IAM database authentication (DB_AUTH=iam): every new connection gets a signed token as its password. Tokens live
+// 15 minutes; one is reused for 10, fetched single-flight, and signed by @aws-sdk/rds-signer (loaded on first use)
+// or an injected signer.
+import type { DbConfig, IamTokenSigner } from './config';
+import type { CredentialsProvider } from './credentials';
+import { CredentialsError } from './errors';
+import { DbCredentials, makeCredentials } from './secret-format';
+
+/** A token is reused for this long; RDS accepts it for 15 minutes, so a connection opened late still has margin. */
+export const IAM_TOKEN_REUSE_MILLIS = 10 * 60_000;
+
+const defaultSigner: IamTokenSigner = async ({ hostname, port, username, region }) => {
+  const { Signer } = await import('@aws-sdk/rds-signer');
+  return new Signer({ hostname, port, username, region }).getAuthToken();
+};
+
+/** Signs IAM authentication tokens for the configured user, host and port. */
+export class IamCredentials implements CredentialsProvider {
+  readonly description: string;
+  private entry?: { credentials: DbCredentials; expiresAt: number };
+  private inFlight?: Promise<DbCredentials>;
+  private readonly identity: Omit<DbCredentials, 'password'>;
+
+  constructor(
+    private readonly config: DbConfig,
+    private readonly now: () => number = () => Date.now(),
+  ) {
+    const url = config.urlCredentials;
+    const user = (config.user ?? url?.user) as string;
+    const host = (config.host ?? url?.host) as string;
+    this.identity = { user, host, port: config.port ?? url?.port ?? 5432, database: config.database ?? url?.database ?? 'postgres', source: `IAM token for ${user}@${host}` };
+    this.description = this.identity.source;
+  }
+
+  peek(): DbCredentials | undefined {
+    return this.entry && this.now() < this.entry.expiresAt ? this.entry.credentials : undefined;
+  }
+
+  get(): Promise<DbCredentials> {
+    const fresh = this.peek();
+    if (fresh) return Promise.resolve(fresh);
+    if (!this.inFlight) {
+      const flight = this.sign().finally(() => {
+        if (this.inFlight === flight) this.inFlight = undefined;
+      });
+      this.inFlight = flight;
+    }
+    return this.inFlight;
+  }
+
+  /** A rejected token is not retried as is: sign a new one (the role may have just been granted rds_iam). */
+  refreshAfterRejection(): Promise<DbCredentials> {
+    this.entry = undefined;
+    return this.get();
+  }
+
+  clear(): void {
+    this.entry = undefined;
+    this.inFlight = undefined;
+  }
+
+  private async sign(): Promise<DbCredentials> {
+    const { user, host, port } = this.identity;
+    const startedAt = this.now();
+    let token: string;
+    try {
+      token = await (this.config.iamTokenSigner ?? defaultSigner)({ hostname: host, port, username: user, region: this.config.region });
+    } catch (err) {
+      throw new CredentialsError(`Signing an IAM authentication token for ${user}@${host} failed (${(err as Error)?.name ?? 'Error'}); check AWS_REGION and the role's rds-db:connect permission.`, { cause: err });
+    }
+    const credentials = makeCredentials(this.identity, token);
+    this.entry = { credentials, expiresAt: startedAt + IAM_TOKEN_REUSE_MILLIS };
+    return credentials;
+  }
+}

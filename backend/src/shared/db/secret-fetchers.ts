@@ -1,0 +1,80 @@
+// The two ways to read a secret's SecretString: the Secrets Manager API through the AWS SDK (loaded on first use,
+// with connect and request timeouts so a VPC without a route cannot hang a call), or the AWS Parameters and Secrets
+// Lambda Extension on localhost, which needs no SDK in the bundle at all.
+import { request } from 'node:http';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { DbConfig } from './config';
+import { CredentialsError } from './errors';
+
+/** A version stage the module reads. */
+export type SecretStage = 'AWSCURRENT' | 'AWSPENDING';
+
+/** Returns the SecretString of one stage of the configured secret. */
+export type SecretFetcher = (stage: SecretStage) => Promise<string | undefined>;
+
+const SDK_CONNECT_TIMEOUT_MILLIS = 2000;
+const SDK_REQUEST_TIMEOUT_MILLIS = 5000;
+const EXTENSION_TIMEOUT_MILLIS = 5000;
+
+function describeSdkError(err: unknown, secretId: string, stage: string): CredentialsError {
+  const e = err as { name?: string; code?: string };
+  const name = e?.code && (!e.name || e.name === 'Error') ? e.code : e?.name ?? 'Error';
+  const why =
+    name === 'ResourceNotFoundException' ? `Secrets Manager has no secret ${secretId} with stage ${stage}`
+    : name === 'AccessDeniedException' ? `This role may not read secret ${secretId}: grant secretsmanager:GetSecretValue (and kms:Decrypt for a customer-managed key)`
+    : name === 'DecryptionFailure' ? `Secrets Manager could not decrypt secret ${secretId}: grant kms:Decrypt on its key`
+    : `Reading secret ${secretId} from Secrets Manager failed`;
+  return new CredentialsError(`${why} (${name}).`, { cause: err });
+}
+
+/** Reads through `@aws-sdk/client-secrets-manager` (or the injected client). */
+export function createSdkFetcher(config: DbConfig): SecretFetcher {
+  let client: SecretsManagerClient | undefined = config.secretsManagerClient;
+  const secretId = config.secretId as string;
+  return async (stage) => {
+    const sdk = await import('@aws-sdk/client-secrets-manager');
+    client ??= new sdk.SecretsManagerClient({
+      requestHandler: { connectionTimeout: SDK_CONNECT_TIMEOUT_MILLIS, requestTimeout: SDK_REQUEST_TIMEOUT_MILLIS },
+    });
+    try {
+      const output = await client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }));
+      return output.SecretString;
+    } catch (err) {
+      throw describeSdkError(err, secretId, stage);
+    }
+  };
+}
+
+/** Reads through the Lambda extension's HTTP API, authenticated with the sandbox's AWS_SESSION_TOKEN. */
+export function createExtensionFetcher(config: DbConfig): SecretFetcher {
+  const secretId = config.secretId as string;
+  return (stage) =>
+    new Promise((resolve, reject) => {
+      const fail = (why: string, cause?: unknown) =>
+        reject(new CredentialsError(`Reading secret ${secretId} (${stage}) through the Parameters and Secrets Lambda Extension on port ${config.extensionPort} failed: ${why}.`, { cause }));
+      if (!config.extensionToken) {
+        fail('AWS_SESSION_TOKEN is not set, and the extension requires it');
+        return;
+      }
+      const path = `/secretsmanager/get?secretId=${encodeURIComponent(secretId)}&versionStage=${stage}`;
+      const req = request(
+        { host: 'localhost', port: config.extensionPort, path, headers: { 'X-Aws-Parameters-Secrets-Token': config.extensionToken }, timeout: EXTENSION_TIMEOUT_MILLIS },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            // The body of an error answer is not quoted: only the status names the problem.
+            if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}`);
+            try {
+              resolve((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { SecretString?: string }).SecretString);
+            } catch {
+              fail('the answer was not JSON');
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err) => fail((err as NodeJS.ErrnoException).code ?? err.message, err));
+      req.end();
+    });
+}
