@@ -118,7 +118,11 @@ function classifyServerError(err: PgServerError, phase: DbPhase, options: Classi
  * anything that loses the connection is ambiguous and destroys the client.
  */
 export function classifyStatementFailure(err: unknown, phase: 'statement' | 'commit', options: ClassifyOptions = {}): Failure {
-  if (err instanceof DbError) return failure(err, err.retryable ? 'always' : err.ambiguous ? 'idempotent' : 'never', { destroyClient: err instanceof ConnectionLostError || err instanceof QueryTimeoutError });
+  if (err instanceof DbError) {
+    // Already typed (a transaction callback's statement): recover from the class what it means for the connection.
+    const destroyClient = err instanceof ConnectionLostError || err instanceof QueryTimeoutError || err instanceof AmbiguousResultError || (err instanceof ReadOnlyConnectionError && err.retryable);
+    return failure(err, err.retryable ? 'always' : err.ambiguous ? 'idempotent' : 'never', { destroyClient, cost: err instanceof QueryTimeoutError ? 2 : 1 });
+  }
   if (isServerError(err) && err.severity === 'ERROR') return classifyServerError(err, phase, options);
   const opts: DbErrorOptions = { cause: err, phase, ambiguous: !options.inTransaction, retryable: !!options.inTransaction };
   const retry: RetryRule = options.inTransaction ? 'always' : 'idempotent';

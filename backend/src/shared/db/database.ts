@@ -8,7 +8,7 @@ import { DbError } from './errors';
 import { callHook, QueryEvent } from './hooks';
 import { createLogger } from './log';
 import { PoolManager } from './pool';
-import { AttemptFailed, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from './retry';
+import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from './retry';
 import { runTransaction, TransactionCallback, TransactionOptions } from './transaction';
 
 /** Options of one query() call. */
@@ -72,8 +72,7 @@ export function createDatabase(options: DbOptions = {}): Database {
         attempts = attempt;
         const client = await pool.acquire(deadline, !idempotent);
         try {
-          const timeout = Math.max(1, Math.min(config.queryTimeoutMillis || Infinity, deadline - Date.now()));
-          const result = await client.query<T>({ text, values, query_timeout: timeout } as never);
+          const result = await client.query<T>({ text, values, query_timeout: clampTimeoutMillis(config.queryTimeoutMillis, deadline) } as never);
           client.release();
           return result;
         } catch (err) {
@@ -105,7 +104,7 @@ export function createDatabase(options: DbOptions = {}): Database {
       return fn(client, tx);
     };
     try {
-      const result = await runTransaction(pool, counted, txOptions, policy('transaction', deadline, false));
+      const result = await runTransaction(pool, counted, txOptions, policy('transaction', deadline, false), config.queryTimeoutMillis);
       report('transaction', startedAt, { attempts });
       return result;
     } catch (err) {

@@ -98,17 +98,18 @@ export class PoolManager {
       const pool = this.poolFor(credentials);
       const client = await this.connect(pool, credentials, deadline);
       const state = this.states.get(client);
-      if (!state) return this.track(client);
-      const idleMillis = Date.now() - state.lastUsedAt;
+      const idleMillis = state ? Date.now() - state.lastUsedAt : 0;
       if (idleMillis > this.config.maxIdleMillis) {
         client.release(new Error('idle beyond maxIdleMillis'));
         continue;
       }
+      // Tracked before validation: a socket that died while frozen can emit 'error' during the SELECT 1.
+      this.track(client);
       if (validate && idleMillis > this.config.validateAfterIdleMillis && !(await this.isAlive(client, deadline))) {
         client.release(new Error('failed validation'));
         continue;
       }
-      return this.track(client);
+      return client;
     }
     throw new AttemptFailed(classifyConnectFailure(new ConnectionError('Every pooled connection was stale and no new one could be checked out.', { retryable: true })));
   }

@@ -31,6 +31,11 @@ export function resolveDeadline(options: DeadlineOptions, operationTimeoutMillis
   return now + operationTimeoutMillis;
 }
 
+/** One statement's client-side timeout: the configured query timeout (0: none), clamped to what is left of the deadline. */
+export function clampTimeoutMillis(queryTimeoutMillis: number, deadline: number, now = Date.now()): number {
+  return Math.max(1, Math.min(queryTimeoutMillis || Infinity, deadline - now));
+}
+
 /** A token bucket shared by every operation of one database instance (one per Lambda container). */
 export class RetryBudget {
   private tokens: number;

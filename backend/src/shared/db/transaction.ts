@@ -1,11 +1,11 @@
 // withTransaction's engine: BEGIN, the caller's callback, COMMIT, with the whole callback retried when that is safe.
 // A COMMIT that fails without an answer is settled, not guessed: the transaction id read before COMMIT is looked up
 // with pg_xact_status() on a fresh connection (PostgreSQL 13+).
-import type { PoolClient, QueryResult } from 'pg';
+import type { PoolClient, QueryConfig, QueryResult } from 'pg';
 import { classifyStatementFailure, Failure, isServerError } from './classify';
 import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, TransactionAbortedError } from './errors';
 import type { PoolManager } from './pool';
-import { AttemptFailed, DeadlineOptions, RetryPolicy, withRetry } from './retry';
+import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, RetryPolicy, withRetry } from './retry';
 
 /** The isolation levels PostgreSQL implements. */
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
@@ -39,6 +39,8 @@ const ISOLATION: Record<IsolationLevel, string> = {
 const XID_SQL = 'SELECT pg_current_xact_id_if_assigned()::text AS xid';
 const SETTLE_POLL_MILLIS = 100;
 const SETTLE_MAX_MILLIS = 2000;
+/** ERRORs that leave the outcome unknown (statement_completion_unknown, transaction_resolution_unknown): settled too. */
+const OUTCOME_UNKNOWN = new Set(['40003', '08007']);
 
 /** SQL for BEGIN with the requested isolation level and access mode; rejects unknown levels. */
 export function beginStatement(options: TransactionOptions): string {
@@ -49,11 +51,27 @@ export function beginStatement(options: TransactionOptions): string {
   return `BEGIN${level ? ISOLATION[level] : ''}${options.readOnly ? ' READ ONLY' : ''}`;
 }
 
-/** Makes the client's promise-returning query() throw typed DbErrors for the duration of the callback. */
-function typeQueryErrors(client: PoolClient, options: TransactionOptions): () => void {
+/** A query config with a client timeout: pg reads `query_timeout` per query, though its types do not declare it. */
+function timed(text: string, timeoutMillis: number, values?: unknown[]): QueryConfig {
+  return { text, values, query_timeout: timeoutMillis } as QueryConfig;
+}
+
+/** Gives a query config (text or object, not a Submittable such as a cursor) a client timeout unless it has one. */
+function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
+  if (typeof config === 'string') return { text: config, query_timeout: timeoutMillis() };
+  const object = config as { submit?: unknown; query_timeout?: number } | null;
+  if (!object || typeof object !== 'object' || typeof object.submit === 'function' || object.query_timeout !== undefined) return config;
+  return { ...object, query_timeout: timeoutMillis() };
+}
+
+/**
+ * Makes the client's promise-returning query() throw typed DbErrors for the duration of the callback, and clamps
+ * each statement's client timeout to the deadline: on a black-holed network nothing else would ever end it.
+ */
+function typeQueryErrors(client: PoolClient, options: TransactionOptions, timeoutMillis: () => number): () => void {
   const raw = client.query;
-  const typed = function (this: PoolClient, ...args: unknown[]) {
-    const result = (raw as (...a: unknown[]) => unknown).apply(client, args);
+  const typed = function (this: PoolClient, config: unknown, ...rest: unknown[]) {
+    const result = (raw as (...a: unknown[]) => unknown).apply(client, [withTimeout(config, timeoutMillis), ...rest]);
     if (result && typeof (result as Promise<unknown>).then === 'function') {
       return (result as Promise<QueryResult>).catch((err: unknown) => {
         throw classifyStatementFailure(err, 'statement', { ...options, inTransaction: true }).error;
@@ -76,12 +94,13 @@ function classifyBeforeCommit(err: unknown, lost: Error | undefined, options: Tr
 }
 
 /** Runs one transaction attempt after attempt under `policy`, settling an ambiguous COMMIT. */
-export async function runTransaction<T>(pool: PoolManager, fn: TransactionCallback<T>, options: TransactionOptions, policy: RetryPolicy): Promise<T> {
+export async function runTransaction<T>(pool: PoolManager, fn: TransactionCallback<T>, options: TransactionOptions, policy: RetryPolicy, queryTimeoutMillis: number): Promise<T> {
   const begin = beginStatement(options);
+  const timeoutMillis = () => clampTimeoutMillis(queryTimeoutMillis, policy.deadline);
   return withRetry(async (attempt) => {
     const client = await pool.acquire(policy.deadline, true);
     const callbacks: Array<() => unknown> = [];
-    const restore = typeQueryErrors(client, options);
+    const restore = typeQueryErrors(client, options, timeoutMillis);
     let xid: string | null = null;
     let result: T;
     try {
@@ -91,12 +110,12 @@ export async function runTransaction<T>(pool: PoolManager, fn: TransactionCallba
     } catch (err) {
       restore();
       const failure = classifyBeforeCommit(err, pool.lostError(client), options);
-      await rollback(client, err, failure.destroyClient || !!pool.lostError(client));
+      await rollback(client, err, failure.destroyClient || !!pool.lostError(client), timeoutMillis());
       throw new AttemptFailed(failure, err);
     }
     restore();
     try {
-      const commit = await client.query('COMMIT');
+      const commit = await client.query(timed('COMMIT', timeoutMillis()));
       // COMMIT of a transaction whose error the callback swallowed answers ROLLBACK instead of failing.
       if (commit.command === 'ROLLBACK') {
         client.release();
@@ -105,12 +124,12 @@ export async function runTransaction<T>(pool: PoolManager, fn: TransactionCallba
       client.release();
     } catch (err) {
       if (err instanceof AttemptFailed) throw err;
-      if (isServerError(err) && err.severity === 'ERROR') {
+      if (isServerError(err) && err.severity === 'ERROR' && !OUTCOME_UNKNOWN.has(err.code)) {
         client.release();
         throw new AttemptFailed(classifyStatementFailure(err, 'commit', options));
       }
       client.release(err instanceof Error ? err : new Error('COMMIT failed'));
-      const outcome = xid === null ? 'committed' : await settleCommit(pool, xid, policy.deadline);
+      const outcome = xid === null ? 'committed' : await settleCommit(pool, xid, policy.deadline, queryTimeoutMillis);
       if (outcome === 'aborted') {
         const lost = new ConnectionLostError('The connection was lost during COMMIT and the transaction did not commit.', { cause: err, phase: 'commit', retryable: true });
         throw new AttemptFailed({ ...classifyStatementFailure(lost, 'commit'), retry: 'always' });
@@ -124,13 +143,13 @@ export async function runTransaction<T>(pool: PoolManager, fn: TransactionCallba
   }, policy);
 }
 
-async function rollback(client: PoolClient, original: unknown, connectionGone: boolean): Promise<void> {
+async function rollback(client: PoolClient, original: unknown, connectionGone: boolean, timeoutMillis: number): Promise<void> {
   if (connectionGone) {
     client.release(new Error('connection lost inside a transaction'));
     return;
   }
   try {
-    await client.query('ROLLBACK');
+    await client.query(timed('ROLLBACK', timeoutMillis));
     client.release();
   } catch (rollbackError) {
     client.release(rollbackError instanceof Error ? rollbackError : new Error('ROLLBACK failed'));
@@ -141,13 +160,14 @@ async function rollback(client: PoolClient, original: unknown, connectionGone: b
 }
 
 /** Asks a fresh connection whether `xid` committed, polling briefly while it is still in progress. */
-async function settleCommit(pool: PoolManager, xid: string, deadline: number): Promise<'committed' | 'aborted' | 'unknown'> {
+async function settleCommit(pool: PoolManager, xid: string, deadline: number, queryTimeoutMillis: number): Promise<'committed' | 'aborted' | 'unknown'> {
   const giveUpAt = Math.min(deadline, Date.now() + SETTLE_MAX_MILLIS);
   while (Date.now() < giveUpAt) {
     try {
-      const client = await pool.acquire(deadline, false);
+      const client = await pool.acquire(giveUpAt, false);
       try {
-        const { rows } = await client.query('SELECT pg_xact_status($1::xid8) AS status', [xid]);
+        const sql = 'SELECT pg_xact_status($1::xid8) AS status';
+        const { rows } = await client.query<{ status: string }>(timed(sql, clampTimeoutMillis(queryTimeoutMillis, giveUpAt), [xid]));
         client.release();
         if (rows[0].status === 'committed' || rows[0].status === 'aborted') return rows[0].status;
       } catch (err) {

@@ -1,0 +1,69 @@
+// Two timeouts, two meanings. The server's statement_timeout (57014) is a definitive ERROR: the statement was
+// cancelled and the connection is fine, so it is kept. pg's client query_timeout cancels nothing on the server: the
+// backend stays busy and the next query on that client would time out too, so the client is destroyed; outside a
+// transaction the statement's outcome is unknown, inside one the whole transaction reruns.
+import type { PoolClient } from 'pg';
+import { QueryTimeoutError, StatementTimeoutError } from '../../../src/shared/db';
+import { createFaultDatabase, databaseTracker, rejectionOf, type FaultDatabase } from './support';
+
+let fault: FaultDatabase;
+const databases = databaseTracker();
+
+beforeAll(async () => {
+  fault = await createFaultDatabase('timeouts');
+  await fault.asOwner('CREATE TABLE marks (attempt int NOT NULL)');
+});
+
+afterEach(() => databases.closeAll());
+
+afterAll(() => fault?.drop());
+
+const PID_SQL = 'SELECT pg_backend_pid() AS pid';
+const pidOf = async (client: PoolClient): Promise<number> => (await client.query(PID_SQL)).rows[0].pid;
+
+describe('statement_timeout (57014)', () => {
+  it('throws StatementTimeoutError without a retry and keeps the connection', async () => {
+    const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 200 }));
+    const before = (await db.query(PID_SQL)).rows[0].pid;
+
+    const error = await rejectionOf(db.query('SELECT pg_sleep(5)'));
+    const after = (await db.query(PID_SQL)).rows[0].pid;
+
+    expect(error).toBeInstanceOf(StatementTimeoutError);
+    expect(error).toMatchObject({ sqlState: '57014', retryable: false, ambiguous: false, attempts: 1 });
+    expect(after).toBe(before);
+  });
+});
+
+describe("pg's client query_timeout", () => {
+  it('throws QueryTimeoutError (outcome unknown) without a retry and destroys the client', async () => {
+    const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 300 }));
+    const before = (await db.query(PID_SQL)).rows[0].pid;
+
+    const startedAt = Date.now();
+    const error = await rejectionOf(db.query('SELECT pg_sleep(5)'));
+    const millis = Date.now() - startedAt;
+    const after = (await db.query(PID_SQL)).rows[0].pid;
+
+    expect(error).toBeInstanceOf(QueryTimeoutError);
+    expect(error).toMatchObject({ ambiguous: true, retryable: false, attempts: 1 });
+    expect(millis).toBeLessThan(300 + 1000); // generous: timers run late on a busy machine
+    expect(after).not.toBe(before); // the old backend is still sleeping: reusing it would time out again
+  });
+
+  it('reruns the whole transaction on a new connection when it fires inside one', async () => {
+    const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 300 }));
+    const pids: number[] = [];
+
+    await db.withTransaction(async (client, tx) => {
+      pids.push(await pidOf(client));
+      await client.query('INSERT INTO marks (attempt) VALUES ($1)', [tx.attempt]);
+      if (tx.attempt === 1) await client.query('SELECT pg_sleep(5)');
+    });
+
+    expect(pids).toHaveLength(2);
+    expect(pids[1]).not.toBe(pids[0]);
+    const { rows } = await fault.admin('SELECT attempt FROM marks');
+    expect(rows).toEqual([{ attempt: 2 }]);
+  });
+});
