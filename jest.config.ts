@@ -6,6 +6,8 @@ const transform: Config['transform'] = { '^.+\\.ts$': 'ts-jest' };
 const config: Config = {
   // One worker: integration files share one PostgreSQL server, and some restart it on purpose.
   maxWorkers: 1,
+  // A global option (ignored inside a project): integration tests start servers and wait on real networks.
+  testTimeout: 30_000,
   projects: [
     {
       displayName: 'unit',
@@ -20,7 +22,6 @@ const config: Config = {
       testMatch: ['<rootDir>/backend/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/backend/test/integration/support/global-setup.ts',
       globalTeardown: '<rootDir>/backend/test/integration/support/global-teardown.ts',
-      testTimeout: 60_000,
     },
   ],
 };
