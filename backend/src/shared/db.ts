@@ -3,7 +3,7 @@
 // for a second database or a test, and the error classes and option types.
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import type { DbOptions } from './db/config';
-import { createDatabase, Database, QueryOptions } from './db/database';
+import { createDatabase, Database, HealthReport, QueryOptions } from './db/database';
 import type { DeadlineOptions } from './db/retry';
 import type { TransactionCallback, TransactionOptions } from './db/transaction';
 
@@ -11,7 +11,7 @@ export * from './db/errors';
 export { isAmbiguous, isRetryable } from './db/classify';
 export { createDatabase } from './db/database';
 export { resolveDbConfig } from './db/config';
-export type { Database, QueryOptions } from './db/database';
+export type { Database, HealthReport, PoolCounts, QueryOptions } from './db/database';
 export type { AuthMode, DbConfig, DbOptions, IamTokenSigner, SecretSource, SslMode } from './db/config';
 export type { DbCredentials } from './db/secret-format';
 export type { DbHooks, QueryEvent, RetryEvent, CredentialsRefreshEvent } from './db/hooks';
@@ -20,10 +20,30 @@ export type { DeadlineOptions, LambdaContextLike } from './db/retry';
 export type { IsolationLevel, TransactionCallback, TransactionContext, TransactionOptions } from './db/transaction';
 
 let instance: Database | undefined;
+let sigtermInstalled = false;
+
+/** Lambda allows 300 ms between SIGTERM and the end of the sandbox; drain within a little less. */
+const SHUTDOWN_BUDGET_MILLIS = 250;
 
 function database(): Database {
-  instance ??= createDatabase();
+  if (!instance) {
+    instance = createDatabase();
+    if (instance.config.handleSigterm) installSigtermHandler();
+  }
   return instance;
+}
+
+// Lambda sends SIGTERM before shutting a sandbox down when an extension is registered: close connections cleanly
+// so the server does not log a broken session per sandbox. A listener replaces Node's default exit, hence exit().
+function installSigtermHandler(): void {
+  if (sigtermInstalled) return;
+  sigtermInstalled = true;
+  process.once('SIGTERM', () => {
+    const timer = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_BUDGET_MILLIS).unref());
+    void Promise.race([closePool().catch(() => undefined), timer]).then(() => {
+      if (process.listenerCount('SIGTERM') === 0) process.exit(0);
+    });
+  });
 }
 
 /** Runs one statement on a pooled connection, retrying only where that cannot run it twice. */
@@ -49,6 +69,7 @@ export async function initializePool(secretId?: string, options: DbOptions = {})
   if (secretId !== undefined || !instance) {
     await instance?.close();
     instance = createDatabase(secretId === undefined ? options : { ...options, secretId });
+    if (instance.config.handleSigterm) installSigtermHandler();
   }
   return instance.getPool();
 }
@@ -63,6 +84,11 @@ export async function closePool(): Promise<void> {
   const closing = instance;
   instance = undefined;
   await closing?.close();
+}
+
+/** One round trip reporting latency, server and TLS versions, certificate verification and pool counts. */
+export function healthCheck(options?: DeadlineOptions): Promise<HealthReport> {
+  return database().healthCheck(options);
 }
 
 /** Drops cached credentials so the next new connection fetches them again (for tests and forced rotation). */

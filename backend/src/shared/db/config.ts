@@ -32,6 +32,14 @@ export interface DbOptions {
   readonly user?: string;
   /** Replaces @aws-sdk/rds-signer, e.g. in tests. */
   readonly iamTokenSigner?: IamTokenSigner;
+  /** A reader endpoint for read-only work; reads fall back to the writer while it is unreachable. (Env: DB_READER_HOST) */
+  readonly readerHost?: string;
+  /** (Env: DB_READER_PORT; Default: the writer's port) */
+  readonly readerPort?: number;
+  /** 'emf' prints one CloudWatch Embedded Metric Format line per operation. (Env: DB_METRICS; Default: 'off') */
+  readonly metrics?: 'off' | 'emf';
+  /** Close the default pool on SIGTERM (sent by Lambda when an extension is registered). (Default: true inside Lambda) */
+  readonly handleSigterm?: boolean;
   /** A postgres:// URL, used when no secret id is set. (Env: DATABASE_URL) */
   readonly databaseUrl?: string;
   /** Override or fill the secret's host, port and database. (Env: DB_HOST, DB_PORT, DB_NAME) */
@@ -98,7 +106,9 @@ export interface UrlCredentials {
 }
 
 /** The resolved, frozen configuration. */
-export interface DbConfig extends Required<Omit<DbOptions, 'secretId' | 'databaseUrl' | 'host' | 'port' | 'database' | 'sslCaFile' | 'sslCa' | 'secretsManagerClient' | 'logger' | 'hooks' | 'user' | 'iamTokenSigner'>> {
+export interface DbConfig extends Required<Omit<DbOptions, 'secretId' | 'databaseUrl' | 'host' | 'port' | 'database' | 'sslCaFile' | 'sslCa' | 'secretsManagerClient' | 'logger' | 'hooks' | 'user' | 'iamTokenSigner' | 'readerHost' | 'readerPort'>> {
+  readonly readerHost?: string;
+  readonly readerPort?: number;
   readonly secretId?: string;
   readonly user?: string;
   readonly iamTokenSigner?: IamTokenSigner;
@@ -236,6 +246,10 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
     iamTokenSigner: options.iamTokenSigner,
     region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined,
     host,
+    readerHost: options.readerHost ?? (env.DB_READER_HOST?.trim() || undefined),
+    readerPort: options.readerPort !== undefined || env.DB_READER_PORT?.trim() ? integer(options.readerPort, env, 'DB_READER_PORT', 1, 65_535, 5432, 1, 'readerPort') : undefined,
+    metrics: oneOf(options.metrics, env, 'DB_METRICS', ['off', 'emf'] as const, 'off'),
+    handleSigterm: options.handleSigterm ?? !!env.AWS_LAMBDA_FUNCTION_NAME,
     port: options.port !== undefined || env.DB_PORT?.trim() ? integer(options.port, env, 'DB_PORT', 1, 65_535, 5432, 1, 'port') : undefined,
     database: options.database ?? (env.DB_NAME?.trim() || undefined),
     credentialsTtlMillis: integer(options.credentialsTtlMillis, env, 'DB_SECRET_TTL_SECONDS', 1, 86_400, 300_000, 1000, 'credentialsTtlMillis'),

@@ -7,7 +7,9 @@ import { createCredentialsProvider, CredentialsProvider } from './credentials';
 import { DbError } from './errors';
 import { callHook, QueryEvent } from './hooks';
 import { createLogger } from './log';
+import { createEmfReporter } from './metrics';
 import { PoolManager } from './pool';
+import { ClientSource, readerCredentials, ReadRouter } from './reader';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from './retry';
 import { runTransaction, TransactionCallback, TransactionOptions } from './transaction';
 
@@ -21,6 +23,26 @@ export interface QueryOptions extends DeadlineOptions {
   readonly retryOnLockNotAvailable?: boolean;
 }
 
+/** Client counts of one pool. */
+export interface PoolCounts {
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
+}
+
+/** What healthCheck() found. */
+export interface HealthReport {
+  readonly latencyMillis: number;
+  readonly serverVersion: string;
+  /** The TLS protocol of the connection, or null without TLS. */
+  readonly tlsVersion: string | null;
+  /** True when the server's certificate chain and host name were verified (DB_SSL=verify-full). */
+  readonly certificateVerified: boolean;
+  readonly credentialsSource: string;
+  readonly pool: PoolCounts;
+  readonly readerPool?: PoolCounts;
+}
+
 /** A configured database: the same methods the db.ts facade exports. */
 export interface Database {
   readonly config: DbConfig;
@@ -28,8 +50,10 @@ export interface Database {
   getClient(options?: DeadlineOptions): Promise<PoolClient>;
   withTransaction<T>(fn: TransactionCallback<T>, options?: TransactionOptions): Promise<T>;
   getPool(): Promise<Pool>;
-  /** Idle, waiting and total client counts of the current pool. */
-  poolCounts(): { total: number; idle: number; waiting: number };
+  /** Idle, waiting and total client counts of the current (writer) pool. */
+  poolCounts(): PoolCounts;
+  /** One round trip that reports what a connection check needs; throws the usual typed errors. */
+  healthCheck(options?: DeadlineOptions): Promise<HealthReport>;
   /** Where credentials come from; safe to log. */
   readonly credentialsSource: string;
   clearCredentialsCache(): void;
@@ -42,35 +66,42 @@ export function createDatabase(options: DbOptions = {}): Database {
   const log = createLogger(config.logLevel, config.logger);
   const credentials: CredentialsProvider = createCredentialsProvider(config, log);
   const pool = new PoolManager(config, credentials, log);
+  const readerPool = config.readerHost ? new PoolManager(config, readerCredentials(credentials, config), log) : undefined;
+  const reads: ClientSource = readerPool ? new ReadRouter(pool, readerPool, log) : pool;
   const budget = new RetryBudget(config.retryBudget);
+  const emf = config.metrics === 'emf' ? createEmfReporter(config.applicationName) : undefined;
 
-  const policy = (kind: RetryPolicy['kind'], deadline: number, idempotent: boolean): RetryPolicy => ({
+  const policy = (kind: RetryPolicy['kind'], deadline: number, idempotent: boolean, requestId?: string): RetryPolicy => ({
     kind, deadline, idempotent, budget,
     maxAttempts: config.maxAttempts,
     baseDelayMillis: config.retryBaseDelayMillis,
     maxDelayMillis: config.retryMaxDelayMillis,
     onRetry: config.hooks.onRetry,
-    warn: log.warn,
+    warn: requestId ? (message, fields) => log.warn(message, { ...fields, requestId }) : log.warn,
   });
 
-  const report = (kind: QueryEvent['kind'], startedAt: number, outcome: { attempts: number; error?: unknown; rowCount?: number | null }) => {
-    if (!config.hooks.onQuery) return;
+  const report = (kind: QueryEvent['kind'], startedAt: number, requestId: string | undefined, outcome: { attempts: number; error?: unknown; rowCount?: number | null }) => {
+    if (!config.hooks.onQuery && !emf) return;
     const error = outcome.error instanceof DbError ? outcome.error : undefined;
-    callHook(config.hooks.onQuery, {
+    const event: QueryEvent = {
       kind, durationMillis: Date.now() - startedAt, attempts: error?.attempts ?? outcome.attempts, ok: outcome.error === undefined,
-      errorCode: error?.code ?? (outcome.error ? 'UNKNOWN' : undefined), sqlState: error?.sqlState, rowCount: outcome.rowCount,
-    }, log.warn);
+      errorCode: error?.code ?? (outcome.error ? 'UNKNOWN' : undefined), sqlState: error?.sqlState, rowCount: outcome.rowCount, requestId,
+    };
+    callHook(config.hooks.onQuery, event, log.warn);
+    emf?.(event);
   };
 
   async function query<T extends QueryResultRow>(text: string, values?: unknown[], queryOptions: QueryOptions = {}): Promise<QueryResult<T>> {
     const startedAt = Date.now();
     const deadline = resolveDeadline(queryOptions, config.operationTimeoutMillis, startedAt);
     const idempotent = queryOptions.idempotent === true;
+    const source = queryOptions.readOnly ? reads : pool;
+    const requestId = queryOptions.context?.awsRequestId;
     let attempts = 0;
     try {
       const result = await withRetry(async (attempt) => {
         attempts = attempt;
-        const client = await pool.acquire(deadline, !idempotent);
+        const client = await source.acquire(deadline, !idempotent);
         try {
           const result = await client.query<T>({ text, values, query_timeout: clampTimeoutMillis(config.queryTimeoutMillis, deadline) } as never);
           client.release();
@@ -80,11 +111,11 @@ export function createDatabase(options: DbOptions = {}): Database {
           client.release(failure.destroyClient ? failure.error : undefined);
           throw new AttemptFailed(failure);
         }
-      }, policy('query', deadline, idempotent));
-      report('query', startedAt, { attempts, rowCount: result.rowCount });
+      }, policy('query', deadline, idempotent, requestId));
+      report('query', startedAt, requestId, { attempts, rowCount: result.rowCount });
       return result;
     } catch (err) {
-      report('query', startedAt, { attempts, error: err });
+      report('query', startedAt, requestId, { attempts, error: err });
       throw err;
     }
   }
@@ -98,19 +129,38 @@ export function createDatabase(options: DbOptions = {}): Database {
   async function withTransaction<T>(fn: TransactionCallback<T>, txOptions: TransactionOptions = {}): Promise<T> {
     const startedAt = Date.now();
     const deadline = resolveDeadline(txOptions, config.operationTimeoutMillis, startedAt);
+    const requestId = txOptions.context?.awsRequestId;
     let attempts = 0;
     const counted: TransactionCallback<T> = (client, tx) => {
       attempts = tx.attempt;
       return fn(client, tx);
     };
     try {
-      const result = await runTransaction(pool, counted, txOptions, policy('transaction', deadline, false), config.queryTimeoutMillis);
-      report('transaction', startedAt, { attempts });
+      const result = await runTransaction(txOptions.readOnly ? reads : pool, counted, txOptions, policy('transaction', deadline, false, requestId), config.queryTimeoutMillis);
+      report('transaction', startedAt, requestId, { attempts });
       return result;
     } catch (err) {
-      report('transaction', startedAt, { attempts, error: err });
+      report('transaction', startedAt, requestId, { attempts, error: err });
       throw err;
     }
+  }
+
+  async function healthCheck(deadlineOptions: DeadlineOptions = {}): Promise<HealthReport> {
+    const startedAt = Date.now();
+    const { rows } = await query<{ server_version: string; tls_version: string | null }>(
+      "SELECT current_setting('server_version') AS server_version, (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS tls_version",
+      [], { ...deadlineOptions, idempotent: true },
+    );
+    const tlsVersion = rows[0].tls_version ?? null;
+    return {
+      latencyMillis: Date.now() - startedAt,
+      serverVersion: rows[0].server_version,
+      tlsVersion,
+      certificateVerified: tlsVersion !== null && config.ssl === 'verify-full',
+      credentialsSource: credentials.description,
+      pool: pool.counts(),
+      ...(readerPool ? { readerPool: readerPool.counts() } : {}),
+    };
   }
 
   return {
@@ -118,10 +168,13 @@ export function createDatabase(options: DbOptions = {}): Database {
     query,
     getClient,
     withTransaction,
+    healthCheck,
     getPool: () => pool.getPool(),
     poolCounts: () => pool.counts(),
     credentialsSource: credentials.description,
     clearCredentialsCache: () => credentials.clear(),
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), readerPool?.end()]);
+    },
   };
 }

@@ -11,6 +11,8 @@ export interface QueryEvent {
   readonly errorCode?: string;
   readonly sqlState?: string;
   readonly rowCount?: number | null;
+  /** The Lambda request id, when the call was given a context. */
+  readonly requestId?: string;
 }
 
 /** Emitted before each retry, with the delay about to be waited. */

@@ -21,6 +21,9 @@ interface ClientState {
 
 const VALIDATE_TIMEOUT_MILLIS = 1000;
 
+/** An RDS Proxy endpoint: `name.proxy-id.region.rds.amazonaws.com`, or a custom `name.endpoint.proxy-id…`. */
+export const RDS_PROXY_HOST = /\.proxy-[a-z0-9]+\.[a-z0-9-]+\.rds\.amazonaws\.com(\.cn)?$/i;
+
 function identityOf(c: DbCredentials): string {
   return `${c.user}@${c.host}:${c.port}/${c.database}`;
 }
@@ -65,6 +68,12 @@ export class PoolManager {
   private createPool(credentials: DbCredentials): Pool {
     const c = this.config;
     this.ssl ??= resolveSsl(c, this.log);
+    // RDS Proxy refuses startup parameters other than a few (e.g. "unsupported startup parameter: statement_timeout"),
+    // and a SET would pin the session; behind it these timeouts belong on the role (ALTER ROLE … SET).
+    const behindProxy = RDS_PROXY_HOST.test(credentials.host);
+    if (behindProxy && (c.statementTimeoutMillis || c.idleInTransactionTimeoutMillis)) {
+      this.log.info('RDS Proxy endpoint: statement_timeout and idle_in_transaction_session_timeout are not sent; set them on the role.', { host: credentials.host });
+    }
     const pool = new Pool({
       host: credentials.host,
       port: credentials.port,
@@ -80,8 +89,8 @@ export class PoolManager {
       keepAlive: true,
       allowExitOnIdle: true,
       application_name: c.applicationName,
-      statement_timeout: c.statementTimeoutMillis,
-      idle_in_transaction_session_timeout: c.idleInTransactionTimeoutMillis,
+      statement_timeout: behindProxy ? undefined : c.statementTimeoutMillis,
+      idle_in_transaction_session_timeout: behindProxy ? undefined : c.idleInTransactionTimeoutMillis,
     });
     pool.on('error', (err) => this.log.warn('An idle database connection failed and was removed.', { error: (err as { code?: string }).code ?? err.name }));
     return pool;

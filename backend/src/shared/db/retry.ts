@@ -8,6 +8,8 @@ import { callHook, RetryEvent } from './hooks';
 /** The part of the Lambda context the deadline needs. */
 export interface LambdaContextLike {
   getRemainingTimeInMillis(): number;
+  /** Copied into log lines and metrics when present. */
+  readonly awsRequestId?: string;
 }
 
 /** Per-call deadline options shared by query() and withTransaction(). */

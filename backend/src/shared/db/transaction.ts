@@ -4,7 +4,7 @@
 import type { PoolClient, QueryConfig, QueryResult } from 'pg';
 import { classifyStatementFailure, Failure, isServerError } from './classify';
 import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, TransactionAbortedError } from './errors';
-import type { PoolManager } from './pool';
+import type { ClientSource } from './reader';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, RetryPolicy, withRetry } from './retry';
 
 /** The isolation levels PostgreSQL implements. */
@@ -94,7 +94,7 @@ function classifyBeforeCommit(err: unknown, lost: Error | undefined, options: Tr
 }
 
 /** Runs one transaction attempt after attempt under `policy`, settling an ambiguous COMMIT. */
-export async function runTransaction<T>(pool: PoolManager, fn: TransactionCallback<T>, options: TransactionOptions, policy: RetryPolicy, queryTimeoutMillis: number): Promise<T> {
+export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallback<T>, options: TransactionOptions, policy: RetryPolicy, queryTimeoutMillis: number): Promise<T> {
   const begin = beginStatement(options);
   const timeoutMillis = () => clampTimeoutMillis(queryTimeoutMillis, policy.deadline);
   return withRetry(async (attempt) => {
@@ -160,7 +160,7 @@ async function rollback(client: PoolClient, original: unknown, connectionGone: b
 }
 
 /** Asks a fresh connection whether `xid` committed, polling briefly while it is still in progress. */
-async function settleCommit(pool: PoolManager, xid: string, deadline: number, queryTimeoutMillis: number): Promise<'committed' | 'aborted' | 'unknown'> {
+async function settleCommit(pool: ClientSource, xid: string, deadline: number, queryTimeoutMillis: number): Promise<'committed' | 'aborted' | 'unknown'> {
   const giveUpAt = Math.min(deadline, Date.now() + SETTLE_MAX_MILLIS);
   while (Date.now() < giveUpAt) {
     try {

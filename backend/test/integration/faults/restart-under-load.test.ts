@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import { Client } from 'pg';
 import { restartPostgresAt } from '../../../../scripts/lib/local-postgres';
 import { CommitOutcomeUnknownError, createDatabase, type Database, type RetryEvent } from '../../../src/shared/db';
-import { startPrivatePostgres, type PrivatePostgres } from './private-postgres';
+import { startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres';
 
 const ACCOUNTS = 10;
 const INITIAL_BALANCE = 1_000_000;

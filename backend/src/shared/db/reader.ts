@@ -1,0 +1,85 @@
+// Read routing for a reader endpoint (DB_READER_HOST): read-only work goes to the reader's pool; while the reader is
+// unreachable it falls back to the writer (logged once per outage) and tries the reader again after a pause.
+// Writes never go to the reader.
+import type { PoolClient } from 'pg';
+import type { DbConfig } from './config';
+import type { CredentialsProvider, DbCredentials } from './credentials';
+import { ConnectionError, PoolExhaustedError } from './errors';
+import { IamCredentials } from './iam-credentials';
+import type { createLogger } from './log';
+import type { PoolManager } from './pool';
+import { AttemptFailed } from './retry';
+import { makeCredentials } from './secret-format';
+
+/** Where an operation gets its client: a pool, or the read router in front of two pools. */
+export interface ClientSource {
+  acquire(deadline: number, validate: boolean): Promise<PoolClient>;
+  lostError(client: PoolClient): Error | undefined;
+}
+
+/** After a failed connection to the reader, reads use the writer for this long before trying the reader again. */
+export const READER_RETRY_AFTER_MILLIS = 10_000;
+
+/** The writer's credentials pointed at the reader's address (an IAM token is signed for the reader's host instead). */
+export function readerCredentials(writer: CredentialsProvider, config: DbConfig): CredentialsProvider {
+  const host = config.readerHost as string;
+  if (config.auth === 'iam') {
+    // Object.create keeps the non-enumerable fields (urlCredentials) that a spread would drop.
+    return new IamCredentials(Object.create(config, { host: { value: host }, port: { value: config.readerPort ?? config.port } }));
+  }
+  let last: { from: DbCredentials; to: DbCredentials } | undefined;
+  const atReader = (from: DbCredentials): DbCredentials => {
+    if (last?.from !== from) {
+      last = { from, to: makeCredentials({ ...from, host, port: config.readerPort ?? from.port, source: `${from.source}, reader ${host}` }, from.password) };
+    }
+    return last.to;
+  };
+  return {
+    description: `${writer.description}, reader ${host}`,
+    peek: () => {
+      const fresh = writer.peek();
+      return fresh && atReader(fresh);
+    },
+    get: async () => atReader(await writer.get()),
+    refreshAfterRejection: async (rejected) => atReader(await writer.refreshAfterRejection(rejected)),
+    clear: () => writer.clear(),
+  };
+}
+
+/** Sends reads to the reader pool and falls back to the writer pool while the reader cannot be reached. */
+export class ReadRouter implements ClientSource {
+  private downUntil = 0;
+  private readonly owners = new WeakMap<PoolClient, PoolManager>();
+
+  constructor(
+    private readonly writer: PoolManager,
+    private readonly reader: PoolManager,
+    private readonly log: ReturnType<typeof createLogger>,
+  ) {}
+
+  async acquire(deadline: number, validate: boolean): Promise<PoolClient> {
+    if (Date.now() >= this.downUntil) {
+      try {
+        return this.own(await this.reader.acquire(deadline, validate), this.reader);
+      } catch (err) {
+        const error = err instanceof AttemptFailed ? err.failure.error : undefined;
+        if (!(error instanceof ConnectionError) || error instanceof PoolExhaustedError || Date.now() >= deadline) throw err;
+        if (this.downUntil === 0) this.log.warn('The reader endpoint is unreachable; reads use the writer for now.', { error: error.code });
+        this.downUntil = Date.now() + READER_RETRY_AFTER_MILLIS;
+        return this.own(await this.writer.acquire(deadline, validate), this.writer);
+      }
+    }
+    return this.own(await this.writer.acquire(deadline, validate), this.writer);
+  }
+
+  /** Remembers the pool a client came from; a client from the reader ends an outage, so the next one is logged. */
+  private own(client: PoolClient, pool: PoolManager): PoolClient {
+    if (pool === this.reader) this.downUntil = 0;
+    this.owners.set(client, pool);
+    return client;
+  }
+
+  lostError(client: PoolClient): Error | undefined {
+    return (this.owners.get(client) ?? this.writer).lostError(client);
+  }
+}

@@ -1,0 +1,95 @@
+// Observability against a real server: onQuery events and CloudWatch EMF lines carry durations, attempts, the Lambda
+// request id and error codes but never SQL text or parameter values; healthCheck() reports TLS and versions.
+import { createDatabase, Database, QueryEvent } from '../../src/shared/db';
+import { createRole, createTestDatabase, testServer } from './support/postgres';
+
+const server = testServer();
+let url: string;
+let dropDatabase: () => Promise<void>;
+const open: Database[] = [];
+const context = { getRemainingTimeInMillis: () => 10_000, awsRequestId: 'req-123' };
+
+beforeAll(async () => {
+  const created = await createTestDatabase('observe');
+  dropDatabase = created.drop;
+  await createRole('observe_user', 'observe-pass');
+  url = `postgres://observe_user:observe-pass@${server.host}:${server.port}/${created.name}`;
+});
+
+afterEach(async () => {
+  jest.restoreAllMocks();
+  await Promise.all(open.splice(0).map((db) => db.close()));
+});
+
+afterAll(async () => {
+  await dropDatabase?.();
+});
+
+function database(options: Parameters<typeof createDatabase>[0] = {}): Database {
+  const db = createDatabase({ databaseUrl: url, sslCaFile: server.caFile, logLevel: 'silent', ...options });
+  open.push(db);
+  return db;
+}
+
+describe('onQuery', () => {
+  it('reports each call with its request id and error code, never its SQL or values', async () => {
+    const events: QueryEvent[] = [];
+    const db = database({ hooks: { onQuery: (e) => events.push(e) } });
+
+    await db.query('SELECT $1::text AS secret_value', ['sensitive-parameter'], { context });
+    await db.query('SELECT 1/0', [], { context }).catch(() => undefined);
+
+    expect(events).toEqual([
+      expect.objectContaining({ kind: 'query', ok: true, attempts: 1, rowCount: 1, requestId: 'req-123' }),
+      expect.objectContaining({ kind: 'query', ok: false, errorCode: 'DB_QUERY', sqlState: '22012', requestId: 'req-123' }),
+    ]);
+    expect(JSON.stringify(events)).not.toMatch(/sensitive-parameter|secret_value|SELECT/);
+  });
+});
+
+describe('DB_METRICS=emf', () => {
+  it('prints one Embedded Metric Format line per operation', async () => {
+    const lines: string[] = [];
+    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const db = database({ metrics: 'emf', applicationName: 'emf-test' });
+
+    await db.withTransaction((client) => client.query('SELECT $1::text', ['sensitive-parameter']), { context });
+    jest.restoreAllMocks();
+    const emf = lines.map((line) => JSON.parse(line));
+
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({
+      _aws: { CloudWatchMetrics: [{ Namespace: 'LambdaPg', Dimensions: [['FunctionName', 'Operation']] }] },
+      FunctionName: 'emf-test', Operation: 'transaction', Operations: 1, Errors: 0, Retries: 0, requestId: 'req-123',
+    });
+    expect(lines.join('')).not.toContain('sensitive-parameter');
+  });
+});
+
+describe('healthCheck', () => {
+  it('reports the server version, the TLS protocol and a verified certificate', async () => {
+    const db = database();
+
+    const report = await db.healthCheck();
+
+    expect(report).toMatchObject({
+      serverVersion: expect.stringMatching(/^\d+\.\d+/),
+      tlsVersion: expect.stringMatching(/^TLSv1\.[23]$/),
+      certificateVerified: true,
+      credentialsSource: 'DATABASE_URL',
+      pool: { total: 1, idle: 1, waiting: 0 },
+    });
+  });
+
+  it('says the certificate was not verified when DB_SSL=require', async () => {
+    const db = database({ ssl: 'require', sslCaFile: undefined });
+
+    const report = await db.healthCheck();
+
+    expect(report.tlsVersion).not.toBeNull();
+    expect(report.certificateVerified).toBe(false);
+  });
+});
