@@ -3,7 +3,7 @@
 // its likely fix, from the db module's error classes; a password never appears (the module's messages hold none).
 import {
   AuthenticationError, ConfigurationError, ConnectionError, CredentialsError, DbError, DeadlineExceededError,
-  PoolExhaustedError, QueryError, TlsError, TooManyConnectionsError, type Database,
+  PoolExhaustedError, QueryError, TlsError, TooManyConnectionsError, type Database, type HealthReport,
 } from '../../backend/src/shared/db';
 
 /** The outcome of one check. */
@@ -33,6 +33,7 @@ interface Check {
 export async function runDbCheck(create: () => Database, options: DbCheckOptions = {}): Promise<CheckResult[]> {
   const count = options.count ?? 50;
   let db: Database | undefined;
+  let health: HealthReport | undefined;
   const database = (): Database => db as Database;
   const read = { readOnly: true, idempotent: true } as const;
   const caSet = (): string => (database().config.sslCaFile ? `the CA file ${database().config.sslCaFile}` : 'the default CA set (Node roots + RDS bundle)');
@@ -46,19 +47,16 @@ export async function runDbCheck(create: () => Database, options: DbCheckOptions
       return `${database().credentialsSource}: user ${user} at ${host}:${port}/${name} (password not shown)`;
     } },
     { name: 'connect', fatal: true, run: timed(async () => {
-      const sql = `SELECT current_setting('server_version') AS version, current_user AS "user"`;
-      const { rows } = await database().query<{ version: string; user: string }>(sql, [], read);
-      return `PostgreSQL ${rows[0].version} as ${rows[0].user}`;
+      health = await database().healthCheck();
+      return `PostgreSQL ${health.serverVersion} as ${health.user}`;
     }) },
     { name: 'tls', fatal: false, run: async () => {
-      const sql = 'SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()';
-      const { rows } = await database().query<{ ssl: boolean; version: string; cipher: string }>(sql, [], read);
-      if (!rows[0]?.ssl) throw new Error(`The connection is not encrypted (DB_SSL=${database().config.ssl}) → set DB_SSL=verify-full; credentials and data now cross the network in clear text.`);
-      return `${rows[0].version}, ${rows[0].cipher}`;
+      if (!health?.tlsVersion) throw new Error(`The connection is not encrypted (DB_SSL=${database().config.ssl}) → set DB_SSL=verify-full; credentials and data now cross the network in clear text.`);
+      return `${health.tlsVersion}, ${health.tlsCipher}`;
     } },
     { name: 'certificate', fatal: false, run: async () => {
       const { ssl } = database().config;
-      if (ssl !== 'verify-full') throw new Error(`Not verified (DB_SSL=${ssl}): the server is not authenticated → set DB_SSL=verify-full (and DB_SSL_CA_FILE for a private CA).`);
+      if (!health?.certificateVerified) throw new Error(`Not verified (DB_SSL=${ssl}): the server is not authenticated → set DB_SSL=verify-full (and DB_SSL_CA_FILE for a private CA).`);
       return `verified (DB_SSL=verify-full): chain and host name against ${caSet()}`;
     } },
     { name: 'latency', fatal: false, run: async () => {

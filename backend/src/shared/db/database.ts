@@ -34,8 +34,12 @@ export interface PoolCounts {
 export interface HealthReport {
   readonly latencyMillis: number;
   readonly serverVersion: string;
+  /** The user the session runs as (current_user). */
+  readonly user: string;
   /** The TLS protocol of the connection, or null without TLS. */
   readonly tlsVersion: string | null;
+  /** The TLS cipher, or null without TLS. */
+  readonly tlsCipher: string | null;
   /** True when the server's certificate chain and host name were verified (DB_SSL=verify-full). */
   readonly certificateVerified: boolean;
   readonly credentialsSource: string;
@@ -147,15 +151,17 @@ export function createDatabase(options: DbOptions = {}): Database {
 
   async function healthCheck(deadlineOptions: DeadlineOptions = {}): Promise<HealthReport> {
     const startedAt = Date.now();
-    const { rows } = await query<{ server_version: string; tls_version: string | null }>(
-      "SELECT current_setting('server_version') AS server_version, (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS tls_version",
+    const { rows } = await query<{ server_version: string; user: string; tls_version: string | null; tls_cipher: string | null }>(
+      "SELECT current_setting('server_version') AS server_version, current_user AS user, s.version AS tls_version, s.cipher AS tls_cipher FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
       [], { ...deadlineOptions, idempotent: true },
     );
     const tlsVersion = rows[0].tls_version ?? null;
     return {
       latencyMillis: Date.now() - startedAt,
       serverVersion: rows[0].server_version,
+      user: rows[0].user,
       tlsVersion,
+      tlsCipher: rows[0].tls_cipher ?? null,
       certificateVerified: tlsVersion !== null && config.ssl === 'verify-full',
       credentialsSource: credentials.description,
       pool: pool.counts(),
