@@ -90,7 +90,8 @@ async function transfer(event: HttpEvent, context: Context): Promise<HttpResult>
     if (err instanceof CheckViolationError && err.constraint === 'wallets_balance_nonnegative') throw insufficientFunds();
     if (err instanceof UniqueViolationError && err.constraint === 'transfers_request_key') {
       // A concurrent request with the same key committed first: answer with its transfer.
-      const { rows } = await query<TransferRow>(SELECT_TRANSFER, [tenantId, input.requestId], { context, readOnly: true, idempotent: true });
+      // Not readOnly: a reader endpoint may lag behind the writer that just committed the row.
+      const { rows } = await query<TransferRow>(SELECT_TRANSFER, [tenantId, input.requestId], { context, idempotent: true });
       if (rows.length > 0) return respond(rows[0], input, true);
     }
     throw err;

@@ -62,14 +62,16 @@ export function withTransaction<T>(fn: TransactionCallback<T>, options?: Transac
 }
 
 /**
- * Configures the default instance now (optionally with a secret id) and opens its pool, fetching credentials once.
- * Calling it is optional: the first query does the same.
+ * Configures the default instance now (optionally with a secret id or options, which replace the current instance)
+ * and opens its pool, fetching credentials once. Calling it is optional: the first query does the same.
  */
-export async function initializePool(secretId?: string, options: DbOptions = {}): Promise<Pool> {
-  if (secretId !== undefined || !instance) {
-    await instance?.close();
+export async function initializePool(secretId?: string, options?: DbOptions): Promise<Pool> {
+  if (secretId !== undefined || options !== undefined || !instance) {
+    const previous = instance;
+    // Replaced before the old one is closed, so a query racing this call cannot reopen the old pool.
     instance = createDatabase(secretId === undefined ? options : { ...options, secretId });
     if (instance.config.handleSigterm) installSigtermHandler();
+    await previous?.close();
   }
   return instance.getPool();
 }

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { DatabaseError } from 'pg-protocol';
 import { classifyConnectFailure, classifyStatementFailure, isAmbiguous, isRetryable } from '../../src/shared/db/classify';
 import * as errors from '../../src/shared/db/errors';
@@ -394,5 +395,29 @@ describe('the error classes', () => {
     const error = new ConnectionLostError('lost', { cause });
 
     expect(error.cause).toBe(cause);
+  });
+});
+
+describe('values in server errors', () => {
+  it('elides the quoted input from a data exception and drops the raw error that quotes it', () => {
+    const raw = serverError('22P02', 'ERROR', 'invalid input syntax for type uuid: "user-typed-value"');
+
+    const { error } = classifyStatementFailure(raw, 'statement');
+
+    expect(error.message).toBe('invalid input syntax for type uuid: "…"');
+    expect(error.cause).toBeUndefined();
+    expect(inspect(error, { depth: 5 })).not.toContain('user-typed-value');
+  });
+
+  it('keeps a constraint error\'s cause but hides the detail that quotes the row', () => {
+    const raw = serverError('23505', 'ERROR', 'duplicate key value violates unique constraint "users_email_key"', {
+      detail: 'Key (email)=(alice@example.com) already exists.', constraint: 'users_email_key',
+    });
+
+    const { error } = classifyStatementFailure(raw, 'statement');
+
+    expect(error.cause).toBe(raw);
+    expect((error as errors.QueryError).detail).toBe('Key (email)=(alice@example.com) already exists.');
+    expect(inspect(error, { depth: 5 }) + JSON.stringify(error)).not.toContain('alice@example.com');
   });
 });

@@ -99,6 +99,27 @@ const STATEMENT_ERRORS: Record<string, typeof QueryError> = {
   '40003': AmbiguousResultError, '08007': AmbiguousResultError,
 };
 
+/**
+ * The server's message; data exceptions (class 22) quote the offending input (`invalid input syntax for type uuid:
+ * "…"`), so their quoted parts are elided.
+ */
+function safeServerMessage(err: PgServerError): string {
+  if (!err.code.startsWith('22')) return err.message;
+  return err.message.replace(/"(?:[^"]|"")*"/g, '"…"');
+}
+
+/**
+ * The raw error kept as `cause`, with the fields that can quote row or parameter values made non-enumerable (so
+ * util.inspect and JSON.stringify skip them); for class 22 it is dropped entirely, since its message quotes input.
+ */
+function redactServerError(err: PgServerError): PgServerError | undefined {
+  if (err.code.startsWith('22')) return undefined;
+  for (const field of ['detail', 'where', 'internalQuery']) {
+    if (Object.prototype.propertyIsEnumerable.call(err, field)) Object.defineProperty(err, field, { enumerable: false });
+  }
+  return err;
+}
+
 /** Maps a definitive server ERROR to its class and retry rule. */
 function classifyServerError(err: PgServerError, phase: DbPhase, options: ClassifyOptions): Failure {
   const s = err.code;
@@ -109,7 +130,7 @@ function classifyServerError(err: PgServerError, phase: DbPhase, options: Classi
     : s === '55P03' && options.retryOnLockNotAvailable ? 'always'
     : s === '40003' || s === '08007' ? 'idempotent'
     : 'never';
-  const error = new cls(err.message, serverFields(err), { cause: err, phase, sqlState: s, retryable: retry === 'always', ambiguous: s === '40003' || s === '08007' });
+  const error = new cls(safeServerMessage(err), serverFields(err), { cause: redactServerError(err), phase, sqlState: s, retryable: retry === 'always', ambiguous: s === '40003' || s === '08007' });
   return failure(error, retry, { destroyClient: (s === '25006' && !options.readOnly) || s === '40003' || s === '08007' });
 }
 

@@ -3,7 +3,8 @@
 import type { DbConfig } from './config';
 import { callHook, CredentialsRefreshEvent } from './hooks';
 import { IamCredentials } from './iam-credentials';
-import type { createLogger } from './log';
+import type { Logger } from './log';
+import { SingleFlight } from './single-flight';
 import { createExtensionFetcher, createSdkFetcher, SecretFetcher, SecretStage } from './secret-fetchers';
 import { DbCredentials, makeCredentials, parseSecret } from './secret-format';
 
@@ -21,7 +22,6 @@ export interface CredentialsProvider {
   clear(): void;
 }
 
-type Logger = ReturnType<typeof createLogger>;
 
 /** A forced refresh runs at most once per this interval, so a storm of 28P01s makes few calls. */
 const MIN_FORCED_REFRESH_MILLIS = 1000;
@@ -40,7 +40,7 @@ interface CacheEntry {
 export class SecretsManagerCredentials implements CredentialsProvider {
   readonly description: string;
   private entry?: CacheEntry;
-  private inFlight?: Promise<DbCredentials>;
+  private readonly flight = new SingleFlight<DbCredentials>();
   private lastForcedAt = -Infinity;
 
   constructor(
@@ -61,30 +61,20 @@ export class SecretsManagerCredentials implements CredentialsProvider {
   get(): Promise<DbCredentials> {
     const fresh = this.peek();
     if (fresh) return Promise.resolve(fresh);
-    return this.singleFlight(() => this.refresh(this.entry ? 'expired' : 'initial'));
+    return this.flight.run(() => this.refresh(this.entry ? 'expired' : 'initial'));
   }
 
   refreshAfterRejection(rejected: DbCredentials): Promise<DbCredentials> {
-    if (this.inFlight) return this.inFlight;
+    if (this.flight.pending) return this.flight.pending;
     if (this.now() - this.lastForcedAt < MIN_FORCED_REFRESH_MILLIS) return this.get();
     this.lastForcedAt = this.now();
-    return this.singleFlight(() => this.refresh('rejected', rejected.password));
+    return this.flight.run(() => this.refresh('rejected', rejected.password));
   }
 
   clear(): void {
     this.entry = undefined;
-    this.inFlight = undefined;
+    this.flight.clear();
     this.lastForcedAt = -Infinity;
-  }
-
-  private singleFlight(load: () => Promise<DbCredentials>): Promise<DbCredentials> {
-    if (!this.inFlight) {
-      const flight = load().finally(() => {
-        if (this.inFlight === flight) this.inFlight = undefined;
-      });
-      this.inFlight = flight;
-    }
-    return this.inFlight;
   }
 
   private async refresh(reason: CredentialsRefreshEvent['reason'], rejectedPassword?: string): Promise<DbCredentials> {

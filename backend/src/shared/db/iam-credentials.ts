@@ -5,6 +5,7 @@ import type { DbConfig, IamTokenSigner } from './config';
 import type { CredentialsProvider } from './credentials';
 import { CredentialsError } from './errors';
 import { DbCredentials, makeCredentials } from './secret-format';
+import { SingleFlight } from './single-flight';
 
 /** A token is reused for this long; RDS accepts it for 15 minutes, so a connection opened late still has margin. */
 export const IAM_TOKEN_REUSE_MILLIS = 10 * 60_000;
@@ -18,7 +19,7 @@ const defaultSigner: IamTokenSigner = async ({ hostname, port, username, region 
 export class IamCredentials implements CredentialsProvider {
   readonly description: string;
   private entry?: { credentials: DbCredentials; expiresAt: number };
-  private inFlight?: Promise<DbCredentials>;
+  private readonly flight = new SingleFlight<DbCredentials>();
   private readonly identity: Omit<DbCredentials, 'password'>;
 
   constructor(
@@ -39,13 +40,7 @@ export class IamCredentials implements CredentialsProvider {
   get(): Promise<DbCredentials> {
     const fresh = this.peek();
     if (fresh) return Promise.resolve(fresh);
-    if (!this.inFlight) {
-      const flight = this.sign().finally(() => {
-        if (this.inFlight === flight) this.inFlight = undefined;
-      });
-      this.inFlight = flight;
-    }
-    return this.inFlight;
+    return this.flight.run(() => this.sign());
   }
 
   /** A rejected token is not retried as is: sign a new one (the role may have just been granted rds_iam). */
@@ -56,7 +51,7 @@ export class IamCredentials implements CredentialsProvider {
 
   clear(): void {
     this.entry = undefined;
-    this.inFlight = undefined;
+    this.flight.clear();
   }
 
   private async sign(): Promise<DbCredentials> {

@@ -12,10 +12,13 @@ export interface DbLogger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** The logger the module uses internally: every level present, filtering already applied. */
+export type Logger = Required<DbLogger>;
+
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 
 /** Wraps `logger` (or the console) so that lines below `level` are dropped before any work is done. */
-export function createLogger(level: LogLevel, logger?: DbLogger): Required<DbLogger> {
+export function createLogger(level: LogLevel, logger?: DbLogger): Logger {
   const emit = (lineLevel: Exclude<LogLevel, 'silent'>) => (message: string, fields?: Record<string, unknown>) => {
     if (RANK[lineLevel] < RANK[level]) return;
     if (logger) {

@@ -6,11 +6,10 @@ import { classifyConnectFailure, POOL_EXHAUSTED } from './classify';
 import type { DbConfig } from './config';
 import type { CredentialsProvider, DbCredentials } from './credentials';
 import { ConnectionError, DeadlineExceededError, PoolExhaustedError } from './errors';
-import type { createLogger } from './log';
+import type { Logger } from './log';
 import { AttemptFailed } from './retry';
 import { resolveSsl } from './tls';
 
-type Logger = ReturnType<typeof createLogger>;
 
 /** Per-client bookkeeping, kept off the client object itself. */
 interface ClientState {
@@ -103,7 +102,7 @@ export class PoolManager {
   async acquire(deadline: number, validate: boolean): Promise<PoolClient> {
     // A pool of n clients holds at most n stale ones, so n + 1 rounds always reach a fresh or new client.
     for (let round = 0; round <= this.config.poolMax; round++) {
-      const credentials = this.credentials.peek() ?? (await this.loadCredentials());
+      const credentials = this.credentials.peek() ?? (await this.loadCredentials(deadline));
       const pool = this.poolFor(credentials);
       const client = await this.connect(pool, credentials, deadline);
       const state = this.states.get(client);
@@ -123,11 +122,18 @@ export class PoolManager {
     throw new AttemptFailed(classifyConnectFailure(new ConnectionError('Every pooled connection was stale and no new one could be checked out.', { retryable: true })));
   }
 
-  private async loadCredentials(): Promise<DbCredentials> {
+  /** Waits for credentials no longer than the deadline; the shared fetch itself goes on for the next caller. */
+  private async loadCredentials(deadline: number): Promise<DbCredentials> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DeadlineExceededError('The deadline passed while fetching database credentials.', { phase: 'credentials' })), Math.max(0, deadline - Date.now()));
+    });
     try {
-      return await this.credentials.get();
+      return await Promise.race([this.credentials.get(), expired]);
     } catch (err) {
       throw new AttemptFailed(classifyConnectFailure(err));
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -161,7 +167,8 @@ export class PoolManager {
       pool.connect().then(
         (client) => {
           clearTimeout(timer);
-          if (timedOut) client.release();
+          // Tracked so that its idle time is measured from now at its next checkout.
+          if (timedOut) this.track(client).release();
           else resolve(client);
         },
         (err) => {

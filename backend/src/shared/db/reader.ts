@@ -4,9 +4,9 @@
 import type { PoolClient } from 'pg';
 import type { DbConfig } from './config';
 import type { CredentialsProvider, DbCredentials } from './credentials';
-import { ConnectionError, PoolExhaustedError } from './errors';
+import { AuthenticationError, ConnectionError, PoolExhaustedError, TlsError } from './errors';
 import { IamCredentials } from './iam-credentials';
-import type { createLogger } from './log';
+import type { Logger } from './log';
 import type { PoolManager } from './pool';
 import { AttemptFailed } from './retry';
 import { makeCredentials } from './secret-format';
@@ -54,7 +54,7 @@ export class ReadRouter implements ClientSource {
   constructor(
     private readonly writer: PoolManager,
     private readonly reader: PoolManager,
-    private readonly log: ReturnType<typeof createLogger>,
+    private readonly log: Logger,
   ) {}
 
   async acquire(deadline: number, validate: boolean): Promise<PoolClient> {
@@ -62,8 +62,11 @@ export class ReadRouter implements ClientSource {
       try {
         return this.own(await this.reader.acquire(deadline, validate), this.reader);
       } catch (err) {
-        const error = err instanceof AttemptFailed ? err.failure.error : undefined;
-        if (!(error instanceof ConnectionError) || error instanceof PoolExhaustedError || Date.now() >= deadline) throw err;
+        const failure = err instanceof AttemptFailed ? err.failure : undefined;
+        const error = failure?.error;
+        // Only an unreachable reader falls back; a wrong CA or rejected credentials are configuration to fix.
+        const unreachable = error instanceof ConnectionError && failure?.retry === 'always' && !(error instanceof PoolExhaustedError || error instanceof TlsError || error instanceof AuthenticationError);
+        if (!unreachable || Date.now() >= deadline) throw err;
         if (this.downUntil === 0) this.log.warn('The reader endpoint is unreachable; reads use the writer for now.', { error: error.code });
         this.downUntil = Date.now() + READER_RETRY_AFTER_MILLIS;
         return this.own(await this.writer.acquire(deadline, validate), this.writer);

@@ -67,7 +67,7 @@ export function parseSecret(secretString: string | undefined, label: string, ove
   if (!password) throw new CredentialsError(`Secret ${label} has no password field.`);
   const engine = field(record, 'engine', label);
   if (engine && !/postgres/i.test(engine)) {
-    throw new CredentialsError(`Secret ${label} is for engine "${engine}"; expected postgres or aurora-postgresql.`);
+    throw new CredentialsError(`Secret ${label} has an engine field that does not name PostgreSQL; expected postgres or aurora-postgresql.`);
   }
   const host = overrides.host ?? field(record, 'host', label);
   if (!host) {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
 import type { DbConfig } from './config';
 import { ConfigurationError } from './errors';
-import type { createLogger } from './log';
+import type { Logger } from './log';
 
 const contexts = new Map<string, tls.SecureContext>();
 
@@ -38,7 +38,7 @@ function secureContextFor(key: string, ca: () => string | string[]): tls.SecureC
 }
 
 /** The `ssl` option for pg: false, encrypt-only, or verify-full with a cached secure context. */
-export function resolveSsl(config: DbConfig, log: ReturnType<typeof createLogger>): false | tls.ConnectionOptions {
+export function resolveSsl(config: DbConfig, log: Logger): false | tls.ConnectionOptions {
   if (config.ssl === 'disable') {
     log.warn('TLS is disabled (DB_SSL=disable): credentials and data cross the network in clear text.');
     return false;

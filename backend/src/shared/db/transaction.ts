@@ -39,6 +39,9 @@ const ISOLATION: Record<IsolationLevel, string> = {
 const XID_SQL = 'SELECT pg_current_xact_id_if_assigned()::text AS xid';
 const SETTLE_POLL_MILLIS = 100;
 const SETTLE_MAX_MILLIS = 2000;
+const SETTLE_MIN_MILLIS = 500;
+/** pg refuses to send on a client it already knows is dead: such a COMMIT never reached the server. */
+const NOT_SENT = /not queryable/i;
 /** ERRORs that leave the outcome unknown (statement_completion_unknown, transaction_resolution_unknown): settled too. */
 const OUTCOME_UNKNOWN = new Set(['40003', '08007']);
 
@@ -97,7 +100,7 @@ function classifyBeforeCommit(err: unknown, lost: Error | undefined, options: Tr
 export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallback<T>, options: TransactionOptions, policy: RetryPolicy, queryTimeoutMillis: number): Promise<T> {
   const begin = beginStatement(options);
   const timeoutMillis = () => clampTimeoutMillis(queryTimeoutMillis, policy.deadline);
-  return withRetry(async (attempt) => {
+  const { result, callbacks } = await withRetry(async (attempt) => {
     const client = await pool.acquire(policy.deadline, true);
     const callbacks: Array<() => unknown> = [];
     const restore = typeQueryErrors(client, options, timeoutMillis);
@@ -114,6 +117,12 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
       throw new AttemptFailed(failure, err);
     }
     restore();
+    const lostBeforeCommit = pool.lostError(client);
+    if (lostBeforeCommit) {
+      // The socket died after the last statement: COMMIT was never sent, so the transaction cannot have committed.
+      client.release(lostBeforeCommit);
+      throw new AttemptFailed(classifyStatementFailure(lostBeforeCommit, 'statement', { ...options, inTransaction: true }));
+    }
     try {
       const commit = await client.query(timed('COMMIT', timeoutMillis()));
       // COMMIT of a transaction whose error the callback swallowed answers ROLLBACK instead of failing.
@@ -129,6 +138,9 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
         throw new AttemptFailed(classifyStatementFailure(err, 'commit', options));
       }
       client.release(err instanceof Error ? err : new Error('COMMIT failed'));
+      if (NOT_SENT.test((err as Error)?.message ?? '')) {
+        throw new AttemptFailed(classifyStatementFailure(err, 'statement', { ...options, inTransaction: true }));
+      }
       const outcome = xid === null ? 'committed' : await settleCommit(pool, xid, policy.deadline, queryTimeoutMillis);
       if (outcome === 'aborted') {
         const lost = new ConnectionLostError('The connection was lost during COMMIT and the transaction did not commit.', { cause: err, phase: 'commit', retryable: true });
@@ -138,9 +150,17 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
         throw new AttemptFailed({ ...classifyStatementFailure(err, 'commit'), error: new CommitOutcomeUnknownError(`The connection was lost during COMMIT and PostgreSQL could not tell whether transaction ${xid} committed.`, { cause: err }) });
       }
     }
-    for (const callback of callbacks) await callback();
-    return result;
+    return { result, callbacks };
   }, policy);
+  // After the retry loop, so that a failing side effect can never make a committed transaction run again.
+  for (const callback of callbacks) {
+    try {
+      await callback();
+    } catch (err) {
+      policy.warn('An afterCommit callback threw; the transaction stays committed.', { error: (err as Error)?.name ?? 'Error' });
+    }
+  }
+  return result;
 }
 
 async function rollback(client: PoolClient, original: unknown, connectionGone: boolean, timeoutMillis: number): Promise<void> {
@@ -161,7 +181,9 @@ async function rollback(client: PoolClient, original: unknown, connectionGone: b
 
 /** Asks a fresh connection whether `xid` committed, polling briefly while it is still in progress. */
 async function settleCommit(pool: ClientSource, xid: string, deadline: number, queryTimeoutMillis: number): Promise<'committed' | 'aborted' | 'unknown'> {
-  const giveUpAt = Math.min(deadline, Date.now() + SETTLE_MAX_MILLIS);
+  // At least SETTLE_MIN_MILLIS even when COMMIT used up the deadline: asking beats guessing, and the Lambda
+  // deadline keeps a reserve of max(500 ms, 10 %) for exactly this kind of work.
+  const giveUpAt = Date.now() + Math.min(SETTLE_MAX_MILLIS, Math.max(SETTLE_MIN_MILLIS, deadline - Date.now()));
   while (Date.now() < giveUpAt) {
     try {
       const client = await pool.acquire(giveUpAt, false);
@@ -176,6 +198,7 @@ async function settleCommit(pool: ClientSource, xid: string, deadline: number, q
     } catch {
       // The server may be restarting; keep asking until the deadline.
     }
+    if (Date.now() + SETTLE_POLL_MILLIS >= giveUpAt) break;
     await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MILLIS));
   }
   return 'unknown';
