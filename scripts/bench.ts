@@ -1,0 +1,51 @@
+// `npm run bench [-- --quick] [--rounds n] [--queries n] [--processes n] … [--out path]`: per-query and transaction
+// overhead, cold start, bundle size and Secrets Manager calls of this module against raw pg and peers, in one run on
+// an embedded PostgreSQL with TLS and a local Secrets Manager; prints the tables and writes docs/benchmarks.md.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildBenchBundles, buildDiagnosticBundles } from './bench/bundles';
+import { measureBundleSize } from './bench/bundle-size';
+import { measureColdStart } from './bench/cold-start';
+import { describeServer, startBenchEnvironment } from './bench/environment';
+import { collectFacts } from './bench/facts';
+import { parseBenchArgs } from './bench/options';
+import { measureQueryOverhead } from './bench/query-overhead';
+import { renderReport, renderSection, renderTable, targetsTable, type Section } from './bench/report';
+import { writeRunner } from './bench/runner';
+import { countSecretCalls } from './bench/secret-calls';
+import { measureTransactionOverhead } from './bench/transaction-overhead';
+
+async function main(argv: string[]): Promise<void> {
+  const options = parseBenchArgs(argv);
+  const startedAt = new Date();
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-pg-bench-bundles-'));
+  const [env, bundles, diagnostics] = await Promise.all([startBenchEnvironment(), buildBenchBundles(workDir), buildDiagnosticBundles(workDir)]);
+  const runner = writeRunner(workDir);
+  const sections: Section[] = [];
+  const run = async (measure: () => Promise<Section>) => {
+    const section = await measure();
+    sections.push(section);
+    console.log(`\n${renderSection(section)}\n`);
+  };
+  try {
+    await run(() => measureQueryOverhead(env, options));
+    await run(() => measureTransactionOverhead(env, options));
+    await run(() => measureColdStart(env, bundles, diagnostics, { processes: options.processes, runner }));
+    await run(async () => measureBundleSize(bundles, diagnostics));
+    await run(() => countSecretCalls(env, bundles, { burst: options.burst, spreadInvocations: 25, spreadMillis: 2500, runner }));
+    const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+    const facts = collectFacts(await describeServer(env), command, startedAt, Date.now() - startedAt.getTime());
+    fs.mkdirSync(path.dirname(options.out), { recursive: true });
+    fs.writeFileSync(options.out, renderReport(facts, sections));
+    console.log(`## Targets\n\n${renderTable(targetsTable(sections))}\n\nReport written to ${path.relative(process.cwd(), options.out) || options.out}.`);
+  } finally {
+    await env.close();
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  console.error(`Benchmark failed: ${err.stack ?? err.message}`);
+  process.exitCode = 1;
+});

