@@ -11,6 +11,7 @@ import { createEmfReporter } from './metrics';
 import { PoolManager } from './pool';
 import { ClientSource, readerCredentials, ReadRouter } from './reader';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from './retry';
+import { timedQuery } from './timed-query';
 import { runTransaction, TransactionCallback, TransactionOptions } from './transaction';
 
 /** Options of one query() call. */
@@ -107,7 +108,7 @@ export function createDatabase(options: DbOptions = {}): Database {
         attempts = attempt;
         const client = await source.acquire(deadline, !idempotent);
         try {
-          const result = await client.query<T>({ text, values, query_timeout: clampTimeoutMillis(config.queryTimeoutMillis, deadline) } as never);
+          const result = await timedQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline));
           client.release();
           return result;
         } catch (err) {

