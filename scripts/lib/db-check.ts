@@ -36,7 +36,7 @@ export async function runDbCheck(create: () => Database, options: DbCheckOptions
   let health: HealthReport | undefined;
   const database = (): Database => db as Database;
   const read = { readOnly: true, idempotent: true } as const;
-  const caSet = (): string => (database().config.sslCaFile ? `the CA file ${database().config.sslCaFile}` : 'the default CA set (Node roots + RDS bundle)');
+  const caSet = (): string => (database().config.sslCaFile ? `the CA file ${database().config.sslCaFile}` : 'the default CA set (the RDS bundle for RDS endpoints, else Node roots)');
   const checks: Check[] = [
     { name: 'config', fatal: true, run: async () => {
       db = create();
