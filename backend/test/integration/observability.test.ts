@@ -47,6 +47,32 @@ describe('onQuery', () => {
   });
 });
 
+describe('the structured log', () => {
+  it('logs each operation with duration, attempts, pool counts and request id at debug, failures at info', async () => {
+    const lines: Array<{ level: string; message: string; fields?: Record<string, unknown> }> = [];
+    const capture = (level: string) => (message: string, fields?: Record<string, unknown>) => lines.push({ level, message, fields });
+    const db = database({ logLevel: 'debug', logger: { debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error') } });
+
+    await db.query('SELECT $1::text', ['sensitive-parameter'], { context });
+    await db.query('SELECT 1/0', [], { context }).catch(() => undefined);
+
+    expect(lines).toEqual([
+      { level: 'debug', message: 'query', fields: expect.objectContaining({ durationMillis: expect.any(Number), attempts: 1, requestId: 'req-123', pool: { total: 1, idle: 1, waiting: 0 } }) },
+      { level: 'info', message: 'query failed', fields: expect.objectContaining({ errorCode: 'DB_QUERY', sqlState: '22012', requestId: 'req-123' }) },
+    ]);
+    expect(JSON.stringify(lines)).not.toMatch(/sensitive-parameter|SELECT/);
+  });
+
+  it('stays silent about successful operations at the default level', async () => {
+    const lines: string[] = [];
+    const db = database({ logLevel: 'warn', logger: { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) } });
+
+    await db.query('SELECT 1');
+
+    expect(lines).toEqual([]);
+  });
+});
+
 describe('DB_METRICS=emf', () => {
   it('prints one Embedded Metric Format line per operation', async () => {
     const lines: string[] = [];

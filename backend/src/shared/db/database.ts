@@ -6,7 +6,7 @@ import { DbConfig, DbOptions, resolveDbConfig } from './config';
 import { createCredentialsProvider, CredentialsProvider } from './credentials';
 import { DbError } from './errors';
 import { callHook, QueryEvent } from './hooks';
-import { createLogger } from './log';
+import { createLogger, isLevelEnabled } from './log';
 import { createEmfReporter } from './metrics';
 import { PoolManager } from './pool';
 import { ClientSource, readerCredentials, ReadRouter } from './reader';
@@ -75,6 +75,9 @@ export function createDatabase(options: DbOptions = {}): Database {
   const reads: ClientSource = readerPool ? new ReadRouter(pool, readerPool, log) : pool;
   const budget = new RetryBudget(config.retryBudget);
   const emf = config.metrics === 'emf' ? createEmfReporter(config.applicationName) : undefined;
+  // One structured line per operation: failures at info, successes at debug (DB_LOG_LEVEL; default warn logs neither).
+  const logOperations = isLevelEnabled(config.logLevel, 'info');
+  const logSuccesses = isLevelEnabled(config.logLevel, 'debug');
 
   const policy = (kind: RetryPolicy['kind'], deadline: number, idempotent: boolean, requestId?: string): RetryPolicy => ({
     kind, deadline, idempotent, budget,
@@ -86,7 +89,7 @@ export function createDatabase(options: DbOptions = {}): Database {
   });
 
   const report = (kind: QueryEvent['kind'], startedAt: number, requestId: string | undefined, outcome: { attempts: number; error?: unknown; rowCount?: number | null }) => {
-    if (!config.hooks.onQuery && !emf) return;
+    if (!config.hooks.onQuery && !emf && !logOperations) return;
     const error = outcome.error instanceof DbError ? outcome.error : undefined;
     const event: QueryEvent = {
       kind, durationMillis: Date.now() - startedAt, attempts: error?.attempts ?? outcome.attempts, ok: outcome.error === undefined,
@@ -94,6 +97,8 @@ export function createDatabase(options: DbOptions = {}): Database {
     };
     callHook(config.hooks.onQuery, event, log.warn);
     emf?.(event);
+    if (!event.ok) log.info(`${kind} failed`, { ...event, pool: pool.counts() });
+    else if (logSuccesses) log.debug(kind, { ...event, pool: pool.counts() });
   };
 
   async function query<T extends QueryResultRow>(text: string, values?: unknown[], queryOptions: QueryOptions = {}): Promise<QueryResult<T>> {

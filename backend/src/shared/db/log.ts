@@ -17,10 +17,15 @@ export type Logger = Required<DbLogger>;
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 
+/** True when a line at `lineLevel` passes the configured `level`; lets callers skip building fields. */
+export function isLevelEnabled(level: LogLevel, lineLevel: Exclude<LogLevel, 'silent'>): boolean {
+  return RANK[lineLevel] >= RANK[level];
+}
+
 /** Wraps `logger` (or the console) so that lines below `level` are dropped before any work is done. */
 export function createLogger(level: LogLevel, logger?: DbLogger): Logger {
   const emit = (lineLevel: Exclude<LogLevel, 'silent'>) => (message: string, fields?: Record<string, unknown>) => {
-    if (RANK[lineLevel] < RANK[level]) return;
+    if (!isLevelEnabled(level, lineLevel)) return;
     if (logger) {
       (logger[lineLevel] ?? logger.info).call(logger, message, fields);
       return;
