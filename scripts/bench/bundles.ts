@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { build, type Metafile } from 'esbuild';
+import { handlerBuildOptions } from '../lib/build-handlers';
 
 /** The handlers compared, by the name the tables use. */
 export const BENCH_HANDLERS = {
@@ -60,20 +61,9 @@ export async function buildBenchBundle(handler: BenchHandler, sdk: SdkMode, outD
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'index.js');
   const result = await build({
+    ...handlerBuildOptions([...(sdk === 'external' ? ['@aws-sdk/*'] : []), ...extraExternal]),
     entryPoints: [path.join(REPO_ROOT, BENCH_HANDLERS[handler])],
     outfile: file,
-    bundle: true,
-    platform: 'node',
-    target: 'node22',
-    format: 'cjs',
-    minify: true,
-    sourcemap: 'linked',
-    sourcesContent: false,
-    legalComments: 'none',
-    external: [...(sdk === 'external' ? ['@aws-sdk/*'] : []), ...extraExternal],
-    supported: { 'dynamic-import': false },
-    logLevel: 'warning',
-    absWorkingDir: REPO_ROOT,
     metafile: true,
   });
   const code = fs.readFileSync(file);

@@ -4,9 +4,30 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { build } from 'esbuild';
+import { build, type BuildOptions as EsbuildOptions } from 'esbuild';
 import { zipSync } from 'fflate';
 import { HANDLER_NAMES } from '../../backend/src/handlers/routes';
+
+/** The esbuild options every handler bundle is built with (the benchmarks build theirs the same way). */
+export function handlerBuildOptions(external: string[]): EsbuildOptions {
+  return {
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'cjs',
+    minify: true,
+    sourcemap: 'linked',
+    // Stack traces need only the mappings (NODE_OPTIONS=--enable-source-maps); the sources would double the zip.
+    sourcesContent: false,
+    legalComments: 'none',
+    external,
+    // The module loads the SDK with import(); as require() an external SDK resolves through NODE_PATH, where the
+    // Lambda runtime keeps its copy (ESM resolution ignores NODE_PATH).
+    supported: { 'dynamic-import': false },
+    logLevel: 'warning',
+    absWorkingDir: REPO_ROOT,
+  };
+}
 
 /** Options for {@link buildHandlers}. */
 export interface BuildOptions {
@@ -48,23 +69,9 @@ export async function buildHandlers(options: BuildOptions = {}): Promise<BundleR
   }
 
   await build({
+    ...handlerBuildOptions(options.externalSdk ? ['@aws-sdk/*'] : []),
     entryPoints: Object.fromEntries(handlers.map((name) => [`${name}/index`, path.join(HANDLERS_DIR, `${name}.ts`)])),
     outdir: outDir,
-    bundle: true,
-    platform: 'node',
-    target: 'node22',
-    format: 'cjs',
-    minify: true,
-    sourcemap: 'linked',
-    // Stack traces need only the mappings (NODE_OPTIONS=--enable-source-maps); the sources would double the zip.
-    sourcesContent: false,
-    legalComments: 'none',
-    external: options.externalSdk ? ['@aws-sdk/*'] : [],
-    // The module loads the SDK with import(); as require() an external SDK resolves through NODE_PATH, where the
-    // Lambda runtime keeps its copy (ESM resolution ignores NODE_PATH).
-    supported: { 'dynamic-import': false },
-    logLevel: 'warning',
-    absWorkingDir: REPO_ROOT,
   });
 
   return handlers.map((name) => {

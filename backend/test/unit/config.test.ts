@@ -1,27 +1,9 @@
 import { inspect } from 'node:util';
 import { resolveDbConfig } from '../../src/shared/db/config';
 import { ConfigurationError } from '../../src/shared/db/errors';
+import { errorText, thrown } from './support/errors';
 
 const SECRET_ENV = { DB_SECRET_ID: 'app/db' };
-
-/** Runs `fn` and returns what it threw, so a test can look at every part of the error. */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('Expected the call to throw.');
-}
-
-/** Every string reachable from an error: message, stack and the whole cause chain. */
-function errorText(err: unknown): string {
-  const parts: string[] = [];
-  for (let e = err as { message?: unknown; stack?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
-    parts.push(String(e.message), String(e.stack), JSON.stringify(e) ?? '', inspect(e));
-  }
-  return parts.join('\n');
-}
 
 describe('resolveDbConfig', () => {
   describe('precedence', () => {

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { CredentialsError } from '../../src/shared/db/errors';
 import { makeCredentials, parseSecret } from '../../src/shared/db/secret-format';
+import { errorText, thrown } from './support/errors';
 
 const LABEL = 'app/db';
 
@@ -15,23 +16,6 @@ const RDS_SECRET = {
 };
 
 /** Runs `fn` and returns what it threw. */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('Expected the call to throw.');
-}
-
-/** Message, stack and serialized form of an error and of every error in its cause chain. */
-function errorText(err: unknown): string {
-  const parts: string[] = [];
-  for (let e = err as { message?: unknown; stack?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
-    parts.push(String(e.message), String(e.stack), JSON.stringify(e) ?? '', inspect(e));
-  }
-  return parts.join('\n');
-}
 
 describe('parseSecret', () => {
   it('reads the RDS JSON format', () => {
