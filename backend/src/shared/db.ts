@@ -69,9 +69,11 @@ export async function initializePool(secretId?: string, options?: DbOptions): Pr
   if (secretId !== undefined || options !== undefined || !instance) {
     const previous = instance;
     // Replaced before the old one is closed, so a query racing this call cannot reopen the old pool.
-    instance = createDatabase(secretId === undefined ? options : { ...options, secretId });
-    if (instance.config.handleSigterm) installSigtermHandler();
+    const next = createDatabase(secretId === undefined ? options : { ...options, secretId });
+    instance = next;
+    if (next.config.handleSigterm) installSigtermHandler();
     await previous?.close();
+    return next.getPool();
   }
   return instance.getPool();
 }

@@ -399,14 +399,15 @@ describe('the error classes', () => {
 });
 
 describe('values in server errors', () => {
-  it('elides the quoted input from a data exception and drops the raw error that quotes it', () => {
-    const raw = serverError('22P02', 'ERROR', 'invalid input syntax for type uuid: "user-typed-value"');
+  it('keeps only what precedes the quoted input of a data exception, and drops the raw error that quotes it', () => {
+    const raw = serverError('22P02', 'ERROR', 'invalid input syntax for type integer: "12"; DROP secret-token"', { detail: 'Token "secret-token" is invalid.' });
 
     const { error } = classifyStatementFailure(raw, 'statement');
 
-    expect(error.message).toBe('invalid input syntax for type uuid: "…"');
+    expect(error.message).toBe('invalid input syntax for type integer (SQLSTATE 22P02)');
     expect(error.cause).toBeUndefined();
-    expect(inspect(error, { depth: 5 })).not.toContain('user-typed-value');
+    expect((error as errors.QueryError).detail).toBeUndefined();
+    expect(inspect(error, { depth: 5, showHidden: true })).not.toContain('secret-token');
   });
 
   it('keeps a constraint error\'s cause but hides the detail that quotes the row', () => {

@@ -60,7 +60,8 @@ export function isServerError(err: unknown): err is PgServerError {
 
 function serverFields(e: PgServerError): ServerErrorFields {
   const { severity, detail, hint, position, schema, table, column, constraint } = e;
-  return { severity, detail, hint, position, schema, table, column, constraint };
+  // A data exception's detail quotes the input too (22P02 on json: `Token "…" is invalid.`).
+  return { severity, detail: e.code.startsWith('22') ? undefined : detail, hint, position, schema, table, column, constraint };
 }
 
 function failure(error: DbError, retry: RetryRule, extra: Partial<Failure> = {}): Failure {
@@ -100,12 +101,12 @@ const STATEMENT_ERRORS: Record<string, typeof QueryError> = {
 };
 
 /**
- * The server's message; data exceptions (class 22) quote the offending input (`invalid input syntax for type uuid:
- * "…"`), so their quoted parts are elided.
+ * The server's message; a data exception (class 22) quotes the offending input after a colon (`invalid input syntax
+ * for type uuid: "…"`, quotes inside it unescaped), so only the text before the first colon is kept.
  */
 function safeServerMessage(err: PgServerError): string {
   if (!err.code.startsWith('22')) return err.message;
-  return err.message.replace(/"(?:[^"]|"")*"/g, '"…"');
+  return `${err.message.split(':')[0]} (SQLSTATE ${err.code})`;
 }
 
 /**

@@ -27,7 +27,12 @@ export function createLogger(level: LogLevel, logger?: DbLogger): Logger {
   const emit = (lineLevel: Exclude<LogLevel, 'silent'>) => (message: string, fields?: Record<string, unknown>) => {
     if (!isLevelEnabled(level, lineLevel)) return;
     if (logger) {
-      (logger[lineLevel] ?? logger.info).call(logger, message, fields);
+      // A logger that throws must not turn a committed write into a failure the caller might retry.
+      try {
+        (logger[lineLevel] ?? logger.info).call(logger, message, fields);
+      } catch {
+        // Nothing sensible is left to log it with.
+      }
       return;
     }
     const line = JSON.stringify({ level: lineLevel.toUpperCase(), source: 'lambda-pg', message, ...fields });

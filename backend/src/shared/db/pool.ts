@@ -22,6 +22,19 @@ interface ClientState {
 const VALIDATE_TIMEOUT_MILLIS = 1000;
 
 
+/** `promise`, or a DeadlineExceededError (phase credentials) once the deadline passes, whichever comes first. */
+async function withinDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceededError('The deadline passed while fetching database credentials.', { phase: 'credentials' })), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function identityOf(c: DbCredentials): string {
   return `${c.user}@${c.host}:${c.port}/${c.database}`;
 }
@@ -127,16 +140,10 @@ export class PoolManager {
 
   /** Waits for credentials no longer than the deadline; the shared fetch itself goes on for the next caller. */
   private async loadCredentials(deadline: number): Promise<DbCredentials> {
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DeadlineExceededError('The deadline passed while fetching database credentials.', { phase: 'credentials' })), Math.max(0, deadline - Date.now()));
-    });
     try {
-      return await Promise.race([this.credentials.get(), expired]);
+      return await withinDeadline(this.credentials.get(), deadline);
     } catch (err) {
       throw new AttemptFailed(classifyConnectFailure(err));
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -154,7 +161,8 @@ export class PoolManager {
         throw new AttemptFailed(classifyConnectFailure(new PoolExhaustedError(`No pooled connection became free in time (max ${this.config.poolMax}, ${counts.waiting} waiting): raise DB_POOL_MAX or release clients.`, { cause: err })));
       }
       const failure = classifyConnectFailure(err);
-      if (failure.refreshCredentials) await this.credentials.refreshAfterRejection(credentials).catch(() => undefined);
+      // Bounded too: the refresh may read two secret versions; the next attempt, if any, waits for the shared fetch.
+      if (failure.refreshCredentials) await withinDeadline(this.credentials.refreshAfterRejection(credentials), deadline).catch(() => undefined);
       throw new AttemptFailed(failure);
     }
   }

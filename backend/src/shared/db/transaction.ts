@@ -40,7 +40,7 @@ const ISOLATION: Record<IsolationLevel, string> = {
 const XID_SQL = 'SELECT pg_current_xact_id_if_assigned()::text AS xid';
 const SETTLE_POLL_MILLIS = 100;
 const SETTLE_MAX_MILLIS = 2000;
-const SETTLE_MIN_MILLIS = 500;
+const SETTLE_MIN_MILLIS = 250;
 /** pg refuses to send on a client it already knows is dead: such a COMMIT never reached the server. */
 const NOT_SENT = /not queryable/i;
 /** ERRORs that leave the outcome unknown (statement_completion_unknown, transaction_resolution_unknown): settled too. */
@@ -55,8 +55,9 @@ export function beginStatement(options: TransactionOptions): string {
   return `BEGIN${level ? ISOLATION[level] : ''}${options.readOnly ? ' READ ONLY' : ''}`;
 }
 
-/** Gives a query config object (not a Submittable such as a cursor) a client timeout unless it has one. */
+/** Gives a query config (text or object, not a Submittable such as a cursor) a client timeout unless it has one. */
 function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
+  if (typeof config === 'string') return { text: config, query_timeout: timeoutMillis() };
   const object = config as { submit?: unknown; query_timeout?: number } | null;
   if (!object || typeof object !== 'object' || typeof object.submit === 'function' || object.query_timeout !== undefined) return config;
   return { ...object, query_timeout: timeoutMillis() };
@@ -179,8 +180,8 @@ async function rollback(client: PoolClient, original: unknown, connectionGone: b
 
 /** Asks a fresh connection whether `xid` committed, polling briefly while it is still in progress. */
 async function settleCommit(pool: ClientSource, xid: string, deadline: number, queryTimeoutMillis: number): Promise<'committed' | 'aborted' | 'unknown'> {
-  // At least SETTLE_MIN_MILLIS even when COMMIT used up the deadline: asking beats guessing, and the Lambda
-  // deadline keeps a reserve of max(500 ms, 10 %) for exactly this kind of work.
+  // At least SETTLE_MIN_MILLIS even when COMMIT used up the deadline: asking beats guessing, and half of the Lambda
+  // deadline's smallest reserve (500 ms) still leaves the handler time to answer.
   const giveUpAt = Date.now() + Math.min(SETTLE_MAX_MILLIS, Math.max(SETTLE_MIN_MILLIS, deadline - Date.now()));
   while (Date.now() < giveUpAt) {
     try {
