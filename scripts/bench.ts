@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildBenchBundles, buildDiagnosticBundles } from './bench/bundles';
+import { buildBenchBundles } from './bench/bundles';
 import { measureBundleSize } from './bench/bundle-size';
 import { measureColdStart } from './bench/cold-start';
 import { describeServer, startBenchEnvironment } from './bench/environment';
@@ -20,7 +20,7 @@ async function main(argv: string[]): Promise<void> {
   const options = parseBenchArgs(argv);
   const startedAt = new Date();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-pg-bench-bundles-'));
-  const [env, bundles, diagnostics] = await Promise.all([startBenchEnvironment(), buildBenchBundles(workDir), buildDiagnosticBundles(workDir)]);
+  const [env, bundles] = await Promise.all([startBenchEnvironment(), buildBenchBundles(workDir)]);
   const runner = writeRunner(workDir);
   const sections: Section[] = [];
   const run = async (measure: () => Promise<Section>) => {
@@ -31,8 +31,8 @@ async function main(argv: string[]): Promise<void> {
   try {
     await run(() => measureQueryOverhead(env, options));
     await run(() => measureTransactionOverhead(env, options));
-    await run(() => measureColdStart(env, bundles, diagnostics, { processes: options.processes, runner }));
-    await run(async () => measureBundleSize(bundles, diagnostics));
+    await run(() => measureColdStart(env, bundles, { processes: options.processes, runner }));
+    await run(async () => measureBundleSize(bundles));
     await run(() => countSecretCalls(env, bundles, { burst: options.burst, spreadInvocations: 25, spreadMillis: 2500, runner }));
     const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
     const facts = collectFacts(await describeServer(env), command, startedAt, Date.now() - startedAt.getTime());

