@@ -1,0 +1,36 @@
+// `npm run invoke -- <handler> <event.json>` as a child process: one invocation of a handler's source with a fake
+// Lambda context against the shared test server, its response printed as JSON; a bad handler name is refused.
+import path from 'node:path';
+import { createRole, createTestDatabase, testServer, type TestDatabase } from './support/postgres';
+import { REPO_ROOT, runScript, scriptEnv } from './support/run-script';
+
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase('invoke');
+  await createRole('invoke_user', 'invoke-pass');
+});
+
+afterAll(async () => {
+  await database?.drop();
+});
+
+describe('npm run invoke', () => {
+  it('invokes the health handler once with the sample event and prints its response', async () => {
+    const { host, port, caFile } = testServer();
+    const env = { DATABASE_URL: `postgres://invoke_user:invoke-pass@${host}:${port}/${database.name}`, DB_SSL_CA_FILE: caFile };
+
+    const { code, output } = await runScript('invoke.ts', ['health', path.join(REPO_ROOT, 'backend/events/health.json')], scriptEnv(env));
+
+    expect(code).toBe(0);
+    expect(output).toMatch(/"statusCode": 200/);
+    expect(output).toMatch(/health: 200 in \d+ ms \(request [\w-]+\)/);
+  });
+
+  it('refuses an unknown handler with its usage line and exit code 1', async () => {
+    const { code, output } = await runScript('invoke.ts', ['no-such-handler', 'event.json'], scriptEnv());
+
+    expect(code).toBe(1);
+    expect(output).toContain('Invoke failed: Usage: npm run invoke -- <handler> <event.json>');
+  });
+});
