@@ -1,8 +1,8 @@
 // withTransaction's engine: BEGIN, the caller's callback, COMMIT, with the whole callback retried when that is safe.
 // A COMMIT that fails without an answer is settled, not guessed: the transaction id read before COMMIT is looked up
 // with pg_xact_status() on a fresh connection (PostgreSQL 13+).
-import type { PoolClient, QueryConfig, QueryResult } from 'pg';
-import { classifyStatementFailure, Failure, isServerError } from './classify';
+import type { PoolClient, QueryResult } from 'pg';
+import { ClassifyOptions, classifyStatementFailure, Failure, isServerError } from './classify';
 import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, TransactionAbortedError } from './errors';
 import type { ClientSource } from './reader';
 import { timedQuery } from './timed-query';
@@ -67,7 +67,7 @@ function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
  * Makes the client's promise-returning query() throw typed DbErrors for the duration of the callback, and clamps
  * each statement's client timeout to the deadline: on a black-holed network nothing else would ever end it.
  */
-function typeQueryErrors(client: PoolClient, options: TransactionOptions, timeoutMillis: () => number): () => void {
+function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, timeoutMillis: () => number): () => void {
   const raw = client.query;
   const typed = function (this: PoolClient, config: unknown, ...rest: unknown[]) {
     // The common shapes, query(text) and query(text, values), take the fast path; callbacks and configs keep pg's.
@@ -76,7 +76,7 @@ function typeQueryErrors(client: PoolClient, options: TransactionOptions, timeou
       : (raw as (...a: unknown[]) => unknown).apply(client, [withTimeout(config, timeoutMillis), ...rest]);
     if (result && typeof (result as Promise<unknown>).then === 'function') {
       return (result as Promise<QueryResult>).catch((err: unknown) => {
-        throw classifyStatementFailure(err, 'statement', { ...options, inTransaction: true }).error;
+        throw classifyStatementFailure(err, 'statement', inTransaction).error;
       });
     }
     return result;
@@ -88,21 +88,22 @@ function typeQueryErrors(client: PoolClient, options: TransactionOptions, timeou
 }
 
 /** Decides what a failure before COMMIT means: the callback's own errors are never retried. */
-function classifyBeforeCommit(err: unknown, lost: Error | undefined, options: TransactionOptions): Failure {
-  const context = { ...options, inTransaction: true };
-  if (err instanceof DbError || isServerError(err)) return classifyStatementFailure(err, 'statement', context);
-  if (lost) return classifyStatementFailure(lost, 'statement', context);
+function classifyBeforeCommit(err: unknown, lost: Error | undefined, inTransaction: ClassifyOptions): Failure {
+  if (err instanceof DbError || isServerError(err)) return classifyStatementFailure(err, 'statement', inTransaction);
+  if (lost) return classifyStatementFailure(lost, 'statement', inTransaction);
   return { error: new DbError('The transaction callback threw.', { cause: err }), retry: 'never', destroyClient: false, refreshCredentials: false, cost: 1, baseDelayMillis: 0 };
 }
 
 /** Runs one transaction attempt after attempt under `policy`, settling an ambiguous COMMIT. */
 export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallback<T>, options: TransactionOptions, policy: RetryPolicy, queryTimeoutMillis: number): Promise<T> {
   const begin = beginStatement(options);
+  // Before COMMIT is sent, a lost connection is safe to rerun: an uncommitted transaction never commits.
+  const inTransaction: ClassifyOptions = { ...options, inTransaction: true };
   const timeoutMillis = () => clampTimeoutMillis(queryTimeoutMillis, policy.deadline);
   const { result, callbacks } = await withRetry(async (attempt) => {
     const client = await pool.acquire(policy.deadline, true);
     const callbacks: Array<() => unknown> = [];
-    const restore = typeQueryErrors(client, options, timeoutMillis);
+    const restore = typeQueryErrors(client, inTransaction, timeoutMillis);
     let xid: string | null = null;
     let result: T;
     try {
@@ -111,17 +112,12 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
       if (!options.readOnly) xid = (await client.query(XID_SQL)).rows[0].xid;
     } catch (err) {
       restore();
-      const failure = classifyBeforeCommit(err, pool.lostError(client), options);
-      await rollback(client, err, failure.destroyClient || !!pool.lostError(client), timeoutMillis());
+      const lost = pool.lostError(client);
+      const failure = classifyBeforeCommit(err, lost, inTransaction);
+      await rollback(client, err, failure.destroyClient || !!lost, timeoutMillis());
       throw new AttemptFailed(failure, err);
     }
     restore();
-    const lostBeforeCommit = pool.lostError(client);
-    if (lostBeforeCommit) {
-      // The socket died after the last statement: COMMIT was never sent, so the transaction cannot have committed.
-      client.release(lostBeforeCommit);
-      throw new AttemptFailed(classifyStatementFailure(lostBeforeCommit, 'statement', { ...options, inTransaction: true }));
-    }
     try {
       const commit = await timedQuery(client, 'COMMIT', undefined, timeoutMillis());
       // COMMIT of a transaction whose error the callback swallowed answers ROLLBACK instead of failing.
@@ -137,9 +133,9 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
         throw new AttemptFailed(classifyStatementFailure(err, 'commit', options));
       }
       client.release(err instanceof Error ? err : new Error('COMMIT failed'));
-      if (NOT_SENT.test((err as Error)?.message ?? '')) {
-        throw new AttemptFailed(classifyStatementFailure(err, 'statement', { ...options, inTransaction: true }));
-      }
+      // Also the case of a socket that died after the last statement: pg marks the client unqueryable before it
+      // emits 'error', so such a COMMIT is refused here without reaching the server.
+      if (NOT_SENT.test((err as Error)?.message ?? '')) throw new AttemptFailed(classifyStatementFailure(err, 'statement', inTransaction));
       const outcome = xid === null ? 'committed' : await settleCommit(pool, xid, policy.deadline, queryTimeoutMillis);
       if (outcome === 'aborted') {
         const lost = new ConnectionLostError('The connection was lost during COMMIT and the transaction did not commit.', { cause: err, phase: 'commit', retryable: true });

@@ -70,6 +70,27 @@ describe('withTransaction when the backend dies before COMMIT', () => {
     expect(await committed(orderId)).toEqual({ orders: 1, lines: 1, attempt: 2 });
   });
 
+  it('reruns the whole callback when the backend dies after its last statement, before COMMIT is sent', async () => {
+    const db = open();
+    const orderId = crypto.randomUUID();
+    const attempts: number[] = [];
+
+    const result = await db.withTransaction(async (client, tx) => {
+      attempts.push(tx.attempt);
+      await client.query('INSERT INTO orders (id, attempt) VALUES ($1, $2)', [orderId, tx.attempt]);
+      if (tx.attempt === 1) {
+        const lost = new Promise((resolve) => client.once('error', resolve));
+        await kill(await backendPid(client));
+        await lost; // the client knows its socket is dead before withTransaction sends COMMIT
+      }
+      return `placed on attempt ${tx.attempt}`;
+    });
+
+    expect(result).toBe('placed on attempt 2');
+    expect(attempts).toEqual([1, 2]);
+    expect(await committed(orderId)).toEqual({ orders: 1, lines: 0, attempt: 2 });
+  });
+
   it('reruns the whole callback when the kill lands while a statement runs', async () => {
     const db = open({ applicationName: 'killed-while-running' });
     const orderId = crypto.randomUUID();
