@@ -22,11 +22,12 @@ interface ClientState {
 const VALIDATE_TIMEOUT_MILLIS = 1000;
 
 
-/** `promise`, or a DeadlineExceededError (phase credentials) once the deadline passes, whichever comes first. */
-async function withinDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+/** `promise`, or a DeadlineExceededError naming what was awaited once the deadline passes, whichever comes first. */
+async function withinDeadline<T>(promise: Promise<T>, deadline: number, phase: 'credentials' | 'connect'): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  const what = phase === 'connect' ? 'connecting' : 'fetching database credentials';
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineExceededError('The deadline passed while fetching database credentials.', { phase: 'credentials' })), Math.max(0, deadline - Date.now()));
+    timer = setTimeout(() => reject(new DeadlineExceededError(`The deadline passed while ${what}.`, { phase })), Math.max(0, deadline - Date.now()));
   });
   try {
     return await Promise.race([promise, expired]);
@@ -141,7 +142,7 @@ export class PoolManager {
   /** Waits for credentials no longer than the deadline; the shared fetch itself goes on for the next caller. */
   private async loadCredentials(deadline: number): Promise<DbCredentials> {
     try {
-      return await withinDeadline(this.credentials.get(), deadline);
+      return await withinDeadline(this.credentials.get(), deadline, 'credentials');
     } catch (err) {
       throw new AttemptFailed(classifyConnectFailure(err));
     }
@@ -153,7 +154,7 @@ export class PoolManager {
     try {
       if (remaining <= 0) throw new DeadlineExceededError('The deadline passed before a connection could be checked out.', { phase: 'connect' });
       if (remaining >= this.config.connectTimeoutMillis) return await pool.connect();
-      return await this.connectWithin(pool, remaining);
+      return await this.connectWithin(pool, deadline);
     } catch (err) {
       if (err instanceof AttemptFailed) throw err;
       if (POOL_EXHAUSTED.test((err as Error)?.message) || (wasFull && err instanceof DeadlineExceededError)) {
@@ -162,32 +163,21 @@ export class PoolManager {
       }
       const failure = classifyConnectFailure(err);
       // Bounded too: the refresh may read two secret versions; the next attempt, if any, waits for the shared fetch.
-      if (failure.refreshCredentials) await withinDeadline(this.credentials.refreshAfterRejection(credentials), deadline).catch(() => undefined);
+      if (failure.refreshCredentials) await withinDeadline(this.credentials.refreshAfterRejection(credentials), deadline, 'credentials').catch(() => undefined);
       throw new AttemptFailed(failure);
     }
   }
 
   /** pool.connect() clamped to a deadline shorter than the configured connect timeout. */
-  private connectWithin(pool: Pool, millis: number): Promise<PoolClient> {
-    return new Promise((resolve, reject) => {
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        reject(new DeadlineExceededError('The deadline passed while connecting.', { phase: 'connect' }));
-      }, millis);
-      pool.connect().then(
-        (client) => {
-          clearTimeout(timer);
-          // Tracked so that its idle time is measured from now at its next checkout.
-          if (timedOut) this.track(client).release();
-          else resolve(client);
-        },
-        (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
+  private async connectWithin(pool: Pool, deadline: number): Promise<PoolClient> {
+    const connecting = pool.connect();
+    try {
+      return await withinDeadline(connecting, deadline, 'connect');
+    } catch (err) {
+      // A connection that arrives after the deadline goes back to the pool, tracked so that its idle time counts.
+      if (err instanceof DeadlineExceededError) connecting.then((client) => this.track(client).release(), () => undefined);
+      throw err;
+    }
   }
 
   private async isAlive(client: PoolClient, deadline: number): Promise<boolean> {
