@@ -1,6 +1,7 @@
 // Every built bundle, loaded by a fresh `node` process from a temporary directory (so nothing outside the bundle
 // can be required), invoked with a v2 event against the local PostgreSQL: the artifacts we ship work on their own,
-// with DATABASE_URL, and with credentials from a Secrets Manager endpoint through the bundled AWS SDK.
+// with DATABASE_URL, and with credentials from a Secrets Manager endpoint through the bundled AWS SDK; the IAM token
+// signer is in a bundle only when built with iam.
 import { spawn } from 'node:child_process';
 import { unzipSync } from 'fflate';
 import fs from 'node:fs';
@@ -13,6 +14,7 @@ import { startLocalSecretsManager, type LocalSecretsManager } from '../../../scr
 import { DEMO_TENANT_ID as TENANT, DEMO_WALLET_A_ID, DEMO_WALLET_B_ID, seedDemoData } from '../../../scripts/lib/seed';
 import { createAppDatabase, type AppDatabase } from './fixtures/app-database';
 import { testServer } from './support/postgres';
+import { runScript, scriptEnv } from './support/run-script';
 
 // Runs in the child: load the bundle as Lambda does (require + exports.handler), invoke once, print the result.
 const RUNNER = `
@@ -28,10 +30,11 @@ process.stdin.on('data', (chunk) => (input += chunk)).on('end', async () => {
 let outDir: string;
 let reports: BundleReport[];
 let externalReports: BundleReport[];
+let iamReports: BundleReport[];
 let app: AppDatabase;
 
-/** Invokes the bundle in a new process with only `env` (and PATH); resolves with its status and parsed body. */
-function invokeBundle(file: string, request: HttpEventOptions, env: Record<string, string>): Promise<{ status: number; body: any }> {
+/** Invokes the bundle in a new process with only `env` (and PATH); resolves with its status, parsed body and stderr (the error log). */
+function invokeBundle(file: string, request: HttpEventOptions, env: Record<string, string>): Promise<{ status: number; body: any; log: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', RUNNER, file], { cwd: os.tmpdir(), env: { PATH: process.env.PATH ?? '', ...env } });
     let stdout = '';
@@ -42,7 +45,7 @@ function invokeBundle(file: string, request: HttpEventOptions, env: Record<strin
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`bundle process exited with ${code}: ${stderr}`));
       const result = JSON.parse(stdout);
-      resolve({ status: result.statusCode, body: JSON.parse(result.body) });
+      resolve({ status: result.statusCode, body: JSON.parse(result.body), log: stderr });
     });
     child.stdin.end(JSON.stringify(createHttpEvent(request)));
   });
@@ -50,11 +53,17 @@ function invokeBundle(file: string, request: HttpEventOptions, env: Record<strin
 
 const report = (name: string, from: BundleReport[] = reports) => from.find((r) => r.handler === name)!;
 const bundle = (name: string, from: BundleReport[] = reports) => report(name, from).file;
+/** The inputs esbuild bundled into `report`'s index.js, from its source map (the sources are listed even without their content). */
+const bundledSources = (from: BundleReport): string[] => JSON.parse(fs.readFileSync(`${from.file}.map`, 'utf8')).sources;
+const SIGNER_SOURCE = /node_modules\/@aws-sdk\/rds-signer\//;
+const REQUIRE_SIGNER = 'require("@aws-sdk/rds-signer")';
+const MISSING_SIGNER = 'DB_AUTH=iam needs @aws-sdk/rds-signer, which this bundle does not contain; rebuild with `npm run build -- --iam` (or pass an iamTokenSigner).';
 
 beforeAll(async () => {
   outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bundles-'));
   reports = await buildHandlers({ outDir: path.join(outDir, 'bundled') });
   externalReports = await buildHandlers({ outDir: path.join(outDir, 'external'), externalSdk: true, handlers: ['health'] });
+  iamReports = await buildHandlers({ outDir: path.join(outDir, 'iam'), iam: true, handlers: ['health'] });
   app = await createAppDatabase('bundles');
   const db = createDatabase({ databaseUrl: app.env.DATABASE_URL, sslCaFile: app.env.DB_SSL_CA_FILE });
   await seedDemoData(db);
@@ -96,6 +105,24 @@ describe('built bundles', () => {
     expect(code.includes('import("@aws-sdk')).toBe(false);
   });
 
+  it('leaves @aws-sdk/rds-signer out by default and bundles it with iam', () => {
+    const iam = iamReports[0];
+    const health = report('health');
+
+    for (const built of reports) {
+      expect(bundledSources(built).filter((source) => SIGNER_SOURCE.test(source))).toEqual([]);
+      expect(fs.readFileSync(built.file, 'utf8')).toContain(REQUIRE_SIGNER); // loaded only if DB_AUTH=iam asks for it
+    }
+    expect(bundledSources(iam).some((source) => SIGNER_SOURCE.test(source))).toBe(true);
+    expect(fs.readFileSync(iam.file, 'utf8')).not.toContain(REQUIRE_SIGNER);
+    // The signer and the credential providers only it pulls in: about 23 KiB of minified code.
+    expect(iam.bytes - health.bytes).toBeGreaterThan(15_000);
+  });
+
+  it('leaves the signer to the runtime with externalSdk, as the rest of @aws-sdk/*', () => {
+    expect(fs.readFileSync(externalReports[0].file, 'utf8')).toContain(REQUIRE_SIGNER);
+  });
+
   it('serves every route from a fresh process with DATABASE_URL', async () => {
     const env = app.env as Record<string, string>;
     const users = `/tenants/${TENANT}/users`;
@@ -122,6 +149,52 @@ describe('built bundles', () => {
     const response = await invokeBundle(bundle('health', externalReports), { method: 'GET', path: '/health' }, app.env as Record<string, string>);
 
     expect(response.status).toBe(200);
+  });
+
+  describe('with DB_AUTH=iam', () => {
+    const iamEnv = (): Record<string, string> => {
+      const server = testServer();
+      return {
+        DB_AUTH: 'iam', DB_HOST: server.host, DB_PORT: String(server.port), DB_USER: 'iam_bundle_user', DB_NAME: app.name,
+        DB_SSL_CA_FILE: server.caFile, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test',
+      };
+    };
+
+    it('fails at once, saying to rebuild with --iam, from a bundle built without the signer', async () => {
+      const response = await invokeBundle(bundle('health'), { method: 'GET', path: '/health' }, iamEnv());
+
+      expect(response.status).toBe(500);
+      const logged = JSON.parse(response.log.trim());
+      expect(logged).toMatchObject({ level: 'ERROR', error: 'CredentialsError', code: 'DB_CREDENTIALS', message: MISSING_SIGNER, attempts: 1 });
+    });
+
+    it('signs a token with the bundled signer from a bundle built with iam', async () => {
+      const response = await invokeBundle(bundle('health', iamReports), { method: 'GET', path: '/health' }, iamEnv());
+
+      // The server has no such IAM user, so it refuses the signed token: signing itself worked.
+      expect(response.status).toBe(503);
+      expect(response.log).toContain('"error":"AuthenticationError"');
+      expect(response.log).not.toContain('@aws-sdk/rds-signer');
+    });
+  });
+
+  describe('npm run build', () => {
+    it('builds with --iam and reports that the signer is bundled', async () => {
+      const dir = path.join(outDir, 'cli');
+
+      const { code, output } = await runScript('build.ts', ['--iam', '--outdir', dir, 'health'], scriptEnv());
+
+      expect(code).toBe(0);
+      expect(output).toContain('(AWS SDK and IAM token signer bundled)');
+      expect(bundledSources({ file: path.join(dir, 'health/index.js') } as BundleReport).some((source) => SIGNER_SOURCE.test(source))).toBe(true);
+    });
+
+    it('refuses an unknown flag, naming the ones it knows', async () => {
+      const { code, output } = await runScript('build.ts', ['--iam-signer', 'health'], scriptEnv());
+
+      expect(code).toBe(1);
+      expect(output).toContain('Build failed: Unknown argument "--iam-signer"; expected --iam, --external-sdk, --outdir or handler names.');
+    });
   });
 
   describe('with credentials from Secrets Manager', () => {

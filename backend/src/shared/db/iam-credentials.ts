@@ -1,6 +1,6 @@
 // IAM database authentication (DB_AUTH=iam): every new connection gets a signed token as its password. Tokens live
 // 15 minutes; one is reused for 10, fetched single-flight, and signed by @aws-sdk/rds-signer (loaded on first use)
-// or an injected signer.
+// or an injected signer. `npm run build` leaves @aws-sdk/rds-signer out of the bundles unless built with --iam.
 import type { DbConfig, IamTokenSigner } from './config';
 import type { CredentialsProvider } from './credentials';
 import { CredentialsError } from './errors';
@@ -10,8 +10,28 @@ import { SingleFlight } from './single-flight';
 /** A token is reused for this long; RDS accepts it for 15 minutes, so a connection opened late still has margin. */
 export const IAM_TOKEN_REUSE_MILLIS = 10 * 60_000;
 
+const SIGNER_PACKAGE = '@aws-sdk/rds-signer';
+
+/**
+ * True when `err` says @aws-sdk/rds-signer itself cannot be found (CommonJS `Cannot find module '…'`, ESM `Cannot
+ * find package '…'`). Only the first line counts: a dependency missing *inside* the package names it in the require
+ * stack below, and that is a broken install, not a bundle built without --iam.
+ */
+function isSignerMissing(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return false;
+  return typeof message === 'string' && message.split('\n', 1)[0].includes(`'${SIGNER_PACKAGE}'`);
+}
+
 const defaultSigner: IamTokenSigner = async ({ hostname, port, username, region }) => {
-  const { Signer } = await import('@aws-sdk/rds-signer');
+  let Signer: typeof import('@aws-sdk/rds-signer').Signer;
+  try {
+    ({ Signer } = await import('@aws-sdk/rds-signer'));
+  } catch (err) {
+    if (!isSignerMissing(err)) throw err;
+    // Not a ConnectionError and not retryable: the same bundle would fail the same way on every attempt.
+    throw new CredentialsError(`DB_AUTH=iam needs ${SIGNER_PACKAGE}, which this bundle does not contain; rebuild with \`npm run build -- --iam\` (or pass an iamTokenSigner).`, { cause: err });
+  }
   return new Signer({ hostname, port, username, region }).getAuthToken();
 };
 
@@ -61,6 +81,7 @@ export class IamCredentials implements CredentialsProvider {
     try {
       token = await (this.config.iamTokenSigner ?? defaultSigner)({ hostname: host, port, username: user, region: this.config.region });
     } catch (err) {
+      if (err instanceof CredentialsError && !this.config.iamTokenSigner) throw err; // the signer is missing from the bundle
       throw new CredentialsError(`Signing an IAM authentication token for ${user}@${host} failed (${(err as Error)?.name ?? 'Error'}); check AWS_REGION and the role's rds-db:connect permission.`, { cause: err });
     }
     const credentials = makeCredentials(this.identity, token);
