@@ -78,6 +78,7 @@ export function createDatabase(options: DbOptions = {}): Database {
   // One structured line per operation: failures at info, successes at debug (DB_LOG_LEVEL; default warn logs neither).
   const logOperations = isLevelEnabled(config.logLevel, 'info');
   const logSuccesses = isLevelEnabled(config.logLevel, 'debug');
+  const observed = Boolean(config.hooks.onQuery || emf || logOperations);
 
   const policy = (kind: RetryPolicy['kind'], deadline: number, idempotent: boolean, requestId?: string): RetryPolicy => ({
     kind, deadline, idempotent, budget,
@@ -89,7 +90,7 @@ export function createDatabase(options: DbOptions = {}): Database {
   });
 
   const report = (kind: QueryEvent['kind'], startedAt: number, requestId: string | undefined, outcome: { attempts: number; error?: unknown; rowCount?: number | null }) => {
-    if (!config.hooks.onQuery && !emf && !logOperations) return;
+    if (!observed) return;
     const error = outcome.error instanceof DbError ? outcome.error : undefined;
     const event: QueryEvent = {
       kind, durationMillis: Date.now() - startedAt, attempts: error?.attempts ?? outcome.attempts, ok: outcome.error === undefined,
@@ -101,33 +102,49 @@ export function createDatabase(options: DbOptions = {}): Database {
     else if (logSuccesses) log.debug(kind, { ...event, pool: pool.counts() });
   };
 
-  async function query<T extends QueryResultRow>(text: string, values?: unknown[], queryOptions: QueryOptions = {}): Promise<QueryResult<T>> {
+  /** One attempt of query(): check out, run with the client timeout, release; a failure leaves classified. */
+  function runStatement<T extends QueryResultRow>(client: PoolClient, text: string, values: unknown[] | undefined, deadline: number, queryOptions: QueryOptions): Promise<QueryResult<T>> {
+    return timedQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline)).then(
+      (result) => {
+        client.release();
+        return result;
+      },
+      (err: unknown) => {
+        const failure = classifyStatementFailure(err, 'statement', queryOptions);
+        client.release(failure.destroyClient ? failure.error : undefined);
+        throw new AttemptFailed(failure);
+      },
+    );
+  }
+
+  // Not an async function: the path of a query that succeeds at once is a checkout, the statement and a release.
+  function query<T extends QueryResultRow>(text: string, values?: unknown[], queryOptions: QueryOptions = {}): Promise<QueryResult<T>> {
     const startedAt = Date.now();
-    const deadline = resolveDeadline(queryOptions, config.operationTimeoutMillis, startedAt);
+    let deadline: number;
+    try {
+      deadline = resolveDeadline(queryOptions, config.operationTimeoutMillis, startedAt);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const idempotent = queryOptions.idempotent === true;
     const source = queryOptions.readOnly ? reads : pool;
     const requestId = queryOptions.context?.awsRequestId;
     let attempts = 0;
-    try {
-      const result = await withRetry(async (attempt) => {
-        attempts = attempt;
-        const client = await source.acquire(deadline, !idempotent);
-        try {
-          const result = await timedQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline));
-          client.release();
-          return result;
-        } catch (err) {
-          const failure = classifyStatementFailure(err, 'statement', queryOptions);
-          client.release(failure.destroyClient ? failure.error : undefined);
-          throw new AttemptFailed(failure);
-        }
-      }, policy('query', deadline, idempotent, requestId));
-      report('query', startedAt, requestId, { attempts, rowCount: result.rowCount });
-      return result;
-    } catch (err) {
-      report('query', startedAt, requestId, { attempts, error: err });
-      throw err;
-    }
+    const result = withRetry((attempt) => {
+      attempts = attempt;
+      return source.acquire(deadline, !idempotent).then((client) => runStatement<T>(client, text, values, deadline, queryOptions));
+    }, policy('query', deadline, idempotent, requestId));
+    if (!observed) return result;
+    return result.then(
+      (value) => {
+        report('query', startedAt, requestId, { attempts, rowCount: value.rowCount });
+        return value;
+      },
+      (err: unknown) => {
+        report('query', startedAt, requestId, { attempts, error: err });
+        throw err;
+      },
+    );
   }
 
   async function getClient(deadlineOptions: DeadlineOptions = {}): Promise<PoolClient> {

@@ -17,6 +17,10 @@ interface ClientState {
   lastUsedAt: number;
   lostError?: Error;
   onError: (err: Error) => void;
+  /** pg-pool's release() of the current checkout. */
+  poolRelease: PoolClient['release'];
+  /** What client.release() is while checked out through us. */
+  release: PoolClient['release'];
 }
 
 const VALIDATE_TIMEOUT_MILLIS = 1000;
@@ -113,30 +117,49 @@ export class PoolManager {
   }
 
   /**
-   * Checks out one client within the deadline (the connect phase: nothing of the caller's was sent). Throws
-   * AttemptFailed with a connect-phase classification; on 28P01 the credentials are refreshed first.
+   * Checks out one client within the deadline (the connect phase: nothing of the caller's was sent). Rejects with
+   * AttemptFailed carrying a connect-phase classification; on 28P01 the credentials are refreshed first. With cached
+   * credentials and a warm pool this is one pool.connect() and a few checks, without an async function in between.
    */
-  async acquire(deadline: number, validate: boolean): Promise<PoolClient> {
-    // A pool of n clients holds at most n stale ones, so n + 1 rounds always reach a fresh or new client.
-    for (let round = 0; round <= this.config.poolMax; round++) {
-      const credentials = this.credentials.peek() ?? (await this.loadCredentials(deadline));
-      const pool = this.poolFor(credentials);
-      const client = await this.connect(pool, credentials, deadline);
-      const state = this.states.get(client);
-      const idleMillis = state ? Date.now() - state.lastUsedAt : 0;
-      if (idleMillis > this.config.maxIdleMillis) {
-        client.release(new Error('idle beyond maxIdleMillis'));
-        continue;
-      }
-      // Tracked before validation: a socket that died while frozen can emit 'error' during the SELECT 1.
-      this.track(client);
-      if (validate && idleMillis > this.config.validateAfterIdleMillis && !(await this.isAlive(client, deadline))) {
-        client.release(new Error('failed validation'));
-        continue;
-      }
-      return client;
+  acquire(deadline: number, validate: boolean, round = 0): Promise<PoolClient> {
+    try {
+      const cached = this.credentials.peek();
+      if (cached) return this.checkOut(cached, deadline, validate, round);
+      return this.loadCredentials(deadline).then((credentials) => this.checkOut(credentials, deadline, validate, round));
+    } catch (err) {
+      return Promise.reject(err);
     }
-    throw new AttemptFailed(classifyConnectFailure(new ConnectionError('Every pooled connection was stale and no new one could be checked out.', { retryable: true })));
+  }
+
+  private checkOut(credentials: DbCredentials, deadline: number, validate: boolean, round: number): Promise<PoolClient> {
+    const pool = this.poolFor(credentials);
+    return this.connect(pool, credentials, deadline).then((client) => this.vet(client, deadline, validate, round));
+  }
+
+  /** The checked-out client if it is fit to use; else it is discarded and the next round checks out another. */
+  private vet(client: PoolClient, deadline: number, validate: boolean, round: number): PoolClient | Promise<PoolClient> {
+    const state = this.states.get(client);
+    const idleMillis = state ? Date.now() - state.lastUsedAt : 0;
+    if (idleMillis > this.config.maxIdleMillis) {
+      client.release(new Error('idle beyond maxIdleMillis'));
+      return this.nextRound(deadline, validate, round);
+    }
+    // Tracked before validation: a socket that died while frozen can emit 'error' during the SELECT 1.
+    this.track(client);
+    if (!validate || idleMillis <= this.config.validateAfterIdleMillis) return client;
+    return this.isAlive(client, deadline).then((alive) => {
+      if (alive) return client;
+      client.release(new Error('failed validation'));
+      return this.nextRound(deadline, validate, round);
+    });
+  }
+
+  private nextRound(deadline: number, validate: boolean, round: number): Promise<PoolClient> {
+    // A pool of n clients holds at most n stale ones, so n + 1 rounds always reach a fresh or new client.
+    if (round >= this.config.poolMax) {
+      return Promise.reject(new AttemptFailed(classifyConnectFailure(new ConnectionError('Every pooled connection was stale and no new one could be checked out.', { retryable: true }))));
+    }
+    return this.acquire(deadline, validate, round + 1);
   }
 
   /** Waits for credentials no longer than the deadline; the shared fetch itself goes on for the next caller. */
@@ -148,24 +171,26 @@ export class PoolManager {
     }
   }
 
-  private async connect(pool: Pool, credentials: DbCredentials, deadline: number): Promise<PoolClient> {
+  private connect(pool: Pool, credentials: DbCredentials, deadline: number): Promise<PoolClient> {
     const remaining = deadline - Date.now();
     const wasFull = pool.totalCount >= this.config.poolMax && pool.idleCount === 0;
-    try {
-      if (remaining <= 0) throw new DeadlineExceededError('The deadline passed before a connection could be checked out.', { phase: 'connect' });
-      if (remaining >= this.config.connectTimeoutMillis) return await pool.connect();
-      return await this.connectWithin(pool, deadline);
-    } catch (err) {
-      if (err instanceof AttemptFailed) throw err;
-      if (POOL_EXHAUSTED.test((err as Error)?.message) || (wasFull && err instanceof DeadlineExceededError)) {
-        const counts = this.counts();
-        throw new AttemptFailed(classifyConnectFailure(new PoolExhaustedError(`No pooled connection became free in time (max ${this.config.poolMax}, ${counts.waiting} waiting): raise DB_POOL_MAX or release clients.`, { cause: err })));
-      }
-      const failure = classifyConnectFailure(err);
-      // Bounded too: the refresh may read two secret versions; the next attempt, if any, waits for the shared fetch.
-      if (failure.refreshCredentials) await withinDeadline(this.credentials.refreshAfterRejection(credentials), deadline, 'credentials').catch(() => undefined);
-      throw new AttemptFailed(failure);
+    const connecting =
+      remaining <= 0 ? Promise.reject(new DeadlineExceededError('The deadline passed before a connection could be checked out.', { phase: 'connect' }))
+      : remaining >= this.config.connectTimeoutMillis ? pool.connect()
+      : this.connectWithin(pool, deadline);
+    return connecting.catch((err: unknown) => this.connectFailed(err, credentials, deadline, wasFull));
+  }
+
+  private async connectFailed(err: unknown, credentials: DbCredentials, deadline: number, wasFull: boolean): Promise<never> {
+    if (err instanceof AttemptFailed) throw err;
+    if (POOL_EXHAUSTED.test((err as Error)?.message) || (wasFull && err instanceof DeadlineExceededError)) {
+      const counts = this.counts();
+      throw new AttemptFailed(classifyConnectFailure(new PoolExhaustedError(`No pooled connection became free in time (max ${this.config.poolMax}, ${counts.waiting} waiting): raise DB_POOL_MAX or release clients.`, { cause: err })));
     }
+    const failure = classifyConnectFailure(err);
+    // Bounded too: the refresh may read two secret versions; the next attempt, if any, waits for the shared fetch.
+    if (failure.refreshCredentials) await withinDeadline(this.credentials.refreshAfterRejection(credentials), deadline, 'credentials').catch(() => undefined);
+    throw new AttemptFailed(failure);
   }
 
   /** pool.connect() clamped to a deadline shorter than the configured connect timeout. */
@@ -190,29 +215,36 @@ export class PoolManager {
     }
   }
 
-  /** Attaches the error listener and wraps release() with this checkout's hygiene rules. */
+  /** Attaches the error listener and puts this checkout's hygiene rules in front of pg-pool's release(). */
   private track(client: PoolClient): PoolClient {
     let state = this.states.get(client);
     if (!state) {
-      const fresh: ClientState = { lastUsedAt: Date.now(), onError: (err) => { fresh.lostError ??= err; } };
+      const fresh: ClientState = {
+        lastUsedAt: Date.now(),
+        onError: (err) => { fresh.lostError ??= err; },
+        poolRelease: client.release,
+        release: (err?: Error | boolean) => {
+          fresh.lastUsedAt = Date.now();
+          // A client inside a transaction, or one whose socket failed, must never be handed to the next caller.
+          const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
+          const destroy =
+            err instanceof Error ? err
+            : err ? new Error('released with an error')
+            : fresh.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : undefined);
+          return fresh.poolRelease.call(client, destroy);
+        },
+      };
       state = fresh;
       this.states.set(client, state);
       // Attached once for the client's life: while idle, pg-pool's own listener removes a failed client anyway.
       client.on('error', fresh.onError);
     }
-    const tracked = state;
-    tracked.lostError = undefined;
-    const poolRelease = client.release;
-    client.release = (err?: Error | boolean) => {
-      tracked.lastUsedAt = Date.now();
-      // A client inside a transaction, or one whose socket failed, must never be handed to the next caller.
-      const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
-      const destroy =
-        err instanceof Error ? err
-        : err ? new Error('released with an error')
-        : tracked.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : undefined);
-      return poolRelease.call(client, destroy);
-    };
+    state.lostError = undefined;
+    // pg-pool gives every checkout a new release(); the wrapper, made once per client, calls this checkout's.
+    if (client.release !== state.release) {
+      state.poolRelease = client.release;
+      client.release = state.release;
+    }
     return client;
   }
 

@@ -92,44 +92,64 @@ function withAttempts(thrown: unknown, attempts: number): unknown {
   return thrown;
 }
 
-/** Runs `attempt` until it succeeds or its failure may not, or cannot in time, be retried. */
-export async function withRetry<T>(attempt: (attemptNumber: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
+/**
+ * Runs `attempt` until it succeeds or its failure may not, or cannot in time, be retried. The first attempt runs
+ * without any of the retry machinery: only a failure enters the loop.
+ */
+export function withRetry<T>(attempt: (attemptNumber: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
+  let first: Promise<T>;
+  try {
+    first = attempt(1);
+  } catch (caught) {
+    first = Promise.reject(caught);
+  }
+  return first.then(
+    (result) => {
+      policy.budget.refund();
+      return result;
+    },
+    (caught: unknown) => retryAfter(caught, attempt, policy),
+  );
+}
+
+/** The retry loop, entered with the first attempt's failure. */
+async function retryAfter<T>(firstFailure: unknown, attempt: (attemptNumber: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
   const now = policy.now ?? Date.now;
   const random = policy.random ?? Math.random;
+  let caught = firstFailure;
   for (let attemptNumber = 1, retriesOfClass = 0, lastClass: unknown; ; attemptNumber++) {
+    if (!(caught instanceof AttemptFailed)) throw caught;
+    const { failure, thrown } = caught;
+    const error = failure.error;
+    retriesOfClass = error.constructor === lastClass ? retriesOfClass + 1 : 1;
+    lastClass = error.constructor;
+    const allowed = failure.retry === 'always' || (failure.retry === 'idempotent' && policy.idempotent);
+    if (!allowed || attemptNumber >= policy.maxAttempts || (failure.maxRetries !== undefined && retriesOfClass > failure.maxRetries)) {
+      throw withAttempts(thrown, attemptNumber);
+    }
+    const base = Math.max(policy.baseDelayMillis, failure.baseDelayMillis);
+    const ceiling = Math.min(policy.maxDelayMillis, base * 2 ** (attemptNumber - 1));
+    // Full jitter; a class with a longer base (53300, a restarting server) keeps half of it as a floor.
+    const floor = failure.baseDelayMillis > policy.baseDelayMillis ? ceiling / 2 : 0;
+    const delayMillis = Math.round(floor + random() * (ceiling - floor));
+    if (now() + delayMillis + MIN_ATTEMPT_MILLIS > policy.deadline) {
+      throw new DeadlineExceededError(`Gave up after ${attemptNumber} attempt(s): the deadline leaves no time for another (last: ${error.name}).`, {
+        cause: error, phase: error.phase, ambiguous: error.ambiguous, sqlState: error.sqlState, attempts: attemptNumber,
+      });
+    }
+    if (!policy.budget.tryAcquire(failure.cost)) {
+      policy.warn('Retry budget exhausted; failing fast.', { error: error.code, attempts: attemptNumber });
+      throw withAttempts(thrown, attemptNumber);
+    }
+    callHook(policy.onRetry, {
+      kind: policy.kind, attempt: attemptNumber, delayMillis, errorCode: error.code, sqlState: error.sqlState,
+      retriesLeft: policy.maxAttempts - attemptNumber,
+    }, policy.warn);
+    await (policy.sleep ?? defaultSleep)(delayMillis);
     try {
-      const result = await attempt(attemptNumber);
-      if (attemptNumber === 1) policy.budget.refund();
-      return result;
-    } catch (caught) {
-      if (!(caught instanceof AttemptFailed)) throw caught;
-      const { failure, thrown } = caught;
-      const error = failure.error;
-      retriesOfClass = error.constructor === lastClass ? retriesOfClass + 1 : 1;
-      lastClass = error.constructor;
-      const allowed = failure.retry === 'always' || (failure.retry === 'idempotent' && policy.idempotent);
-      if (!allowed || attemptNumber >= policy.maxAttempts || (failure.maxRetries !== undefined && retriesOfClass > failure.maxRetries)) {
-        throw withAttempts(thrown, attemptNumber);
-      }
-      const base = Math.max(policy.baseDelayMillis, failure.baseDelayMillis);
-      const ceiling = Math.min(policy.maxDelayMillis, base * 2 ** (attemptNumber - 1));
-      // Full jitter; a class with a longer base (53300, a restarting server) keeps half of it as a floor.
-      const floor = failure.baseDelayMillis > policy.baseDelayMillis ? ceiling / 2 : 0;
-      const delayMillis = Math.round(floor + random() * (ceiling - floor));
-      if (now() + delayMillis + MIN_ATTEMPT_MILLIS > policy.deadline) {
-        throw new DeadlineExceededError(`Gave up after ${attemptNumber} attempt(s): the deadline leaves no time for another (last: ${error.name}).`, {
-          cause: error, phase: error.phase, ambiguous: error.ambiguous, sqlState: error.sqlState, attempts: attemptNumber,
-        });
-      }
-      if (!policy.budget.tryAcquire(failure.cost)) {
-        policy.warn('Retry budget exhausted; failing fast.', { error: error.code, attempts: attemptNumber });
-        throw withAttempts(thrown, attemptNumber);
-      }
-      callHook(policy.onRetry, {
-        kind: policy.kind, attempt: attemptNumber, delayMillis, errorCode: error.code, sqlState: error.sqlState,
-        retriesLeft: policy.maxAttempts - attemptNumber,
-      }, policy.warn);
-      await (policy.sleep ?? defaultSleep)(delayMillis);
+      return await attempt(attemptNumber + 1);
+    } catch (next) {
+      caught = next;
     }
   }
 }
