@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { resolveDbConfig } from '../../src/shared/db/config';
 import { ConfigurationError } from '../../src/shared/db/errors';
 import { createLogger } from '../../src/shared/db/log';
-import { loadRdsCaCertificates, resolveSsl } from '../../src/shared/db/tls';
+import { isRdsProxyHost, loadRdsCaCertificates, resolveSsl } from '../../src/shared/db/tls';
 
 const warnings: string[] = [];
 const log = createLogger('warn', { info: () => undefined, warn: (message) => warnings.push(message), error: () => undefined });
@@ -29,6 +29,16 @@ describe('resolveSsl', () => {
 
     expect(proxy).toEqual({ rejectUnauthorized: true, minVersion: 'TLSv1.2' });
     expect(other).toEqual({ rejectUnauthorized: true, minVersion: 'TLSv1.2' });
+  });
+
+  it('recognises RDS and RDS Proxy host names whatever their case', () => {
+    const rds = resolveSsl(config(), log, 'App.Cluster-ABC123.EU-WEST-1.RDS.AmazonAWS.com');
+    const proxy = resolveSsl(config(), log, 'App.PROXY-abc123.eu-west-1.RDS.amazonaws.com');
+
+    expect(rds).toMatchObject({ rejectUnauthorized: true, secureContext: expect.anything() });
+    expect(proxy).toEqual({ rejectUnauthorized: true, minVersion: 'TLSv1.2' });
+    expect(isRdsProxyHost('App.PROXY-abc123.eu-west-1.RDS.amazonaws.com')).toBe(true);
+    expect(isRdsProxyHost('app.cluster-abc123.eu-west-1.rds.amazonaws.com')).toBe(false);
   });
 
   it('uses a configured CA instead of either default', () => {

@@ -9,7 +9,7 @@ import { ConnectionError, DeadlineExceededError, PoolExhaustedError } from './er
 import type { Logger } from './log';
 import { AttemptFailed } from './retry';
 import { timedQuery } from './timed-query';
-import { RDS_PROXY_HOST, resolveSsl } from './tls';
+import { isRdsProxyHost, resolveSsl } from './tls';
 
 
 /** Per-client bookkeeping, kept off the client object itself. */
@@ -90,7 +90,7 @@ export class PoolManager {
     const ssl = resolveSsl(c, this.log, credentials.host);
     // RDS Proxy refuses startup parameters other than a few (e.g. "unsupported startup parameter: statement_timeout"),
     // and a SET would pin the session; behind it these timeouts belong on the role (ALTER ROLE … SET).
-    const behindProxy = RDS_PROXY_HOST.test(credentials.host);
+    const behindProxy = isRdsProxyHost(credentials.host);
     if (behindProxy && (c.statementTimeoutMillis || c.idleInTransactionTimeoutMillis)) {
       this.log.info('RDS Proxy endpoint: statement_timeout and idle_in_transaction_session_timeout are not sent; set them on the role.', { host: credentials.host });
     }

@@ -66,7 +66,7 @@ export function parseSecret(secretString: string | undefined, label: string, ove
   if (!user) throw new CredentialsError(`Secret ${label} has no username field.`);
   if (!password) throw new CredentialsError(`Secret ${label} has no password field.`);
   const engine = field(record, 'engine', label);
-  if (engine && !/postgres/i.test(engine)) {
+  if (engine && !engine.toLowerCase().includes('postgres')) {
     throw new CredentialsError(`Secret ${label} has an engine field that does not name PostgreSQL; expected postgres or aurora-postgresql.`);
   }
   const host = overrides.host ?? field(record, 'host', label);
