@@ -2,7 +2,7 @@
 // timeout, promise) runs unchanged, but its connection is replaced by a loopback that answers every query at once.
 // Immune to the scheduling noise of a shared machine, so it shows our per-call overhead in microseconds.
 import { Client } from 'pg';
-import { fixed, median, rotate, timeMillis } from './stats';
+import { fixed, median, roundOrder, timeMillis } from './stats';
 
 /** A variant: one call (a query or a whole transaction) through some API. */
 export interface LoopbackVariant {
@@ -68,7 +68,7 @@ export async function loopbackMicros(variants: readonly LoopbackVariant[], round
   });
   for (const variant of variants) await batch(variant, calls);
   for (let round = 0; round < rounds; round++) {
-    for (const variant of rotate(variants, round)) samples.get(variant.name)!.push(((await batch(variant, calls)) * 1000) / calls);
+    for (const variant of roundOrder(variants, round)) samples.get(variant.name)!.push(((await batch(variant, calls)) * 1000) / calls);
   }
   return new Map([...samples].map(([name, values]) => [name, median(values)]));
 }

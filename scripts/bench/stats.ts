@@ -1,6 +1,6 @@
 // Small statistics for the benchmarks: medians and quartiles over rounds, paired per-round ratios (adjacent rounds
 // share the machine's noise, so a ratio taken within a round is steadier than a ratio of two medians), a
-// high-resolution timer and the rotation that interleaves variants.
+// high-resolution timer, a confidence interval of a median ratio and the balanced order that interleaves variants.
 
 /** The value at quantile `q` (0..1) of `values`, linearly interpolated; NaN for an empty list. */
 export function quantile(values: readonly number[], q: number): number {
@@ -22,6 +22,22 @@ export function pairedRatio(a: readonly number[], b: readonly number[]): number 
   return median(a.map((value, i) => value / b[i]));
 }
 
+/**
+ * An approximate 95 % confidence interval of the median of the per-round ratios `a[i] / b[i]`: the order statistics
+ * n/2 ± 0.98·√n (the normal approximation of the binomial), so no assumption about the distribution is needed.
+ */
+export function pairedRatioInterval(a: readonly number[], b: readonly number[]): [number, number] {
+  const sorted = a.map((value, i) => value / b[i]).sort((x, y) => x - y);
+  const n = sorted.length;
+  const half = 0.98 * Math.sqrt(n);
+  return [sorted[Math.max(0, Math.floor(n / 2 - half))], sorted[Math.min(n - 1, Math.ceil(n / 2 + half) - 1)]];
+}
+
+/** `ratio` as `1.03× (95 % CI 1.01–1.05)`. */
+export function timesWithInterval(ratio: number, [low, high]: [number, number]): string {
+  return `${times(ratio)} (95 % CI ${fixed(low, 2)}–${fixed(high, 2)})`;
+}
+
 /** Milliseconds since an arbitrary origin, with sub-microsecond resolution. */
 export function nowMillis(): number {
   return Number(process.hrtime.bigint()) / 1e6;
@@ -34,10 +50,17 @@ export async function timeMillis(work: () => Promise<unknown>): Promise<number> 
   return nowMillis() - startedAt;
 }
 
-/** `items` rotated left by `round` places: round 0 is A B C, round 1 is B C A, … so no variant always goes first. */
-export function rotate<T>(items: readonly T[], round: number): T[] {
-  const shift = round % items.length;
-  return [...items.slice(shift), ...items.slice(0, shift)];
+/**
+ * Round `round`'s order of `items`, from a Williams design: over n rounds (2n when n is odd) every item runs in every
+ * position equally often and directly after every other item equally often. A plain rotation (A B C, B C A, …) keeps
+ * each item behind the same neighbour, whose after-effects (a pool's connections gone cold) it would then always pay.
+ */
+export function roundOrder<T>(items: readonly T[], round: number): T[] {
+  const n = items.length;
+  const first: number[] = [];
+  for (let j = 0, low = 1, high = n - 1; j < n; j++) first.push(j === 0 ? 0 : j % 2 === 1 ? low++ : high--);
+  const order = first.map((k) => items[(k + round) % n]);
+  return n % 2 === 1 && Math.floor(round / n) % 2 === 1 ? order.reverse() : order;
 }
 
 /** Formats a number with `digits` decimals, or "n/a" when it is not finite. */

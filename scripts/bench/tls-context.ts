@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Table } from './report';
-import { fixed, median, rotate } from './stats';
+import { fixed, median, roundOrder } from './stats';
 
 const REPO_NODE_MODULES = path.resolve(__dirname, '../../node_modules');
 
@@ -61,7 +61,7 @@ function measureContext(set: string, caFile: string): Promise<ContextTimings> {
 export async function measureTlsContexts(caFile: string, rounds: number): Promise<Table> {
   const samples = new Map(CA_SETS.map((set) => [set.key, [] as ContextTimings[]]));
   for (let round = 0; round < rounds; round++) {
-    for (const set of rotate(CA_SETS, round)) samples.get(set.key)!.push(await measureContext(set.key, caFile));
+    for (const set of roundOrder(CA_SETS, round)) samples.get(set.key)!.push(await measureContext(set.key, caFile));
   }
   const all = [...samples.values()].flat();
   const m = (values: ContextTimings[], pick: (t: ContextTimings) => number) => fixed(median(values.map(pick)), 1);

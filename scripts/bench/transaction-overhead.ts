@@ -7,7 +7,7 @@ import { createDatabase, type Database } from '../../backend/src/shared/db';
 import type { BenchEnvironment } from './environment';
 import { loopbackMicros, micros, withLoopback } from './loopback';
 import type { Section } from './report';
-import { fixed, median, pairedRatio, quantile, rotate, timeMillis, times } from './stats';
+import { fixed, median, pairedRatio, quantile, roundOrder, timeMillis, times } from './stats';
 
 /** Options for {@link measureTransactionOverhead}. */
 export interface TransactionOverheadOptions {
@@ -104,7 +104,7 @@ export async function measureTransactionOverhead(env: BenchEnvironment, options:
       const samples = { ours: [] as number[], raw: [] as number[] };
       for (const variant of variants) await perTransactionMicros(variant.run, Math.max(5, Math.ceil(options.transactions / 4)));
       for (let round = 0; round < options.rounds; round++) {
-        for (const variant of rotate(variants, round)) {
+        for (const variant of roundOrder(variants, round)) {
           samples[variant.name as 'ours' | 'raw'].push(await perTransactionMicros(variant.run, options.transactions));
         }
       }
