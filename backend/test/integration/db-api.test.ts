@@ -132,6 +132,23 @@ describe('getClient', () => {
     expect(status).toBe(true);
   });
 
+  it("refuses a release() kept from an earlier checkout instead of releasing the next holder's client", async () => {
+    const db = database({ poolMax: 1 });
+    const first = await db.getClient();
+    const staleRelease = first.release;
+    staleRelease();
+    const second = await db.getClient();
+
+    expect(second).toBe(first);
+    expect(() => staleRelease()).toThrow(/already been released/);
+    expect(db.poolCounts()).toMatchObject({ total: 1, idle: 0 });
+    const { rows } = await second.query('SELECT 1 AS ok');
+    second.release();
+
+    expect(rows[0].ok).toBe(1);
+    expect(db.poolCounts()).toMatchObject({ total: 1, idle: 1 });
+  });
+
   it('survives the backend being killed while a client is checked out', async () => {
     const db = database({ poolMax: 1, applicationName: 'killed-while-checked-out' });
     const client = await db.getClient();

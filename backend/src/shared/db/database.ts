@@ -78,7 +78,8 @@ export function createDatabase(options: DbOptions = {}): Database {
   // One structured line per operation: failures at info, successes at debug (DB_LOG_LEVEL; default warn logs neither).
   const logOperations = isLevelEnabled(config.logLevel, 'info');
   const logSuccesses = isLevelEnabled(config.logLevel, 'debug');
-  const observed = Boolean(config.hooks.onQuery || emf || logOperations);
+  // Read per call, as before: a hook set on the options object after createDatabase() still counts.
+  const observed = () => Boolean(config.hooks.onQuery || emf || logOperations);
 
   const policy = (kind: RetryPolicy['kind'], deadline: number, idempotent: boolean, requestId?: string): RetryPolicy => ({
     kind, deadline, idempotent, budget,
@@ -90,7 +91,7 @@ export function createDatabase(options: DbOptions = {}): Database {
   });
 
   const report = (kind: QueryEvent['kind'], startedAt: number, requestId: string | undefined, outcome: { attempts: number; error?: unknown; rowCount?: number | null }) => {
-    if (!observed) return;
+    if (!observed()) return;
     const error = outcome.error instanceof DbError ? outcome.error : undefined;
     const event: QueryEvent = {
       kind, durationMillis: Date.now() - startedAt, attempts: error?.attempts ?? outcome.attempts, ok: outcome.error === undefined,
@@ -102,7 +103,7 @@ export function createDatabase(options: DbOptions = {}): Database {
     else if (logSuccesses) log.debug(kind, { ...event, pool: pool.counts() });
   };
 
-  /** One attempt of query(): check out, run with the client timeout, release; a failure leaves classified. */
+  /** The statement of one query() attempt on a checked-out client, with its timeout; releases it; a failure leaves classified. */
   function runStatement<T extends QueryResultRow>(client: PoolClient, text: string, values: unknown[] | undefined, deadline: number, queryOptions: QueryOptions): Promise<QueryResult<T>> {
     return timedQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline)).then(
       (result) => {
@@ -134,7 +135,7 @@ export function createDatabase(options: DbOptions = {}): Database {
       attempts = attempt;
       return source.acquire(deadline, !idempotent).then((client) => runStatement<T>(client, text, values, deadline, queryOptions));
     }, policy('query', deadline, idempotent, requestId));
-    if (!observed) return result;
+    if (!observed()) return result;
     return result.then(
       (value) => {
         report('query', startedAt, requestId, { attempts, rowCount: value.rowCount });

@@ -17,10 +17,6 @@ interface ClientState {
   lastUsedAt: number;
   lostError?: Error;
   onError: (err: Error) => void;
-  /** pg-pool's release() of the current checkout. */
-  poolRelease: PoolClient['release'];
-  /** What client.release() is while checked out through us. */
-  release: PoolClient['release'];
 }
 
 const VALIDATE_TIMEOUT_MILLIS = 1000;
@@ -174,10 +170,16 @@ export class PoolManager {
   private connect(pool: Pool, credentials: DbCredentials, deadline: number): Promise<PoolClient> {
     const remaining = deadline - Date.now();
     const wasFull = pool.totalCount >= this.config.poolMax && pool.idleCount === 0;
-    const connecting =
-      remaining <= 0 ? Promise.reject(new DeadlineExceededError('The deadline passed before a connection could be checked out.', { phase: 'connect' }))
-      : remaining >= this.config.connectTimeoutMillis ? pool.connect()
-      : this.connectWithin(pool, deadline);
+    let connecting: Promise<PoolClient>;
+    try {
+      connecting =
+        remaining <= 0 ? Promise.reject(new DeadlineExceededError('The deadline passed before a connection could be checked out.', { phase: 'connect' }))
+        : remaining >= this.config.connectTimeoutMillis ? pool.connect()
+        : this.connectWithin(pool, deadline);
+    } catch (err) {
+      // pg-pool creates and starts a new client synchronously: a throw there is classified like any connect failure.
+      connecting = Promise.reject(err);
+    }
     return connecting.catch((err: unknown) => this.connectFailed(err, credentials, deadline, wasFull));
   }
 
@@ -215,36 +217,31 @@ export class PoolManager {
     }
   }
 
-  /** Attaches the error listener and puts this checkout's hygiene rules in front of pg-pool's release(). */
+  /** Attaches the error listener and wraps this checkout's release() with the hygiene rules. */
   private track(client: PoolClient): PoolClient {
     let state = this.states.get(client);
     if (!state) {
-      const fresh: ClientState = {
-        lastUsedAt: Date.now(),
-        onError: (err) => { fresh.lostError ??= err; },
-        poolRelease: client.release,
-        release: (err?: Error | boolean) => {
-          fresh.lastUsedAt = Date.now();
-          // A client inside a transaction, or one whose socket failed, must never be handed to the next caller.
-          const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
-          const destroy =
-            err instanceof Error ? err
-            : err ? new Error('released with an error')
-            : fresh.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : undefined);
-          return fresh.poolRelease.call(client, destroy);
-        },
-      };
+      const fresh: ClientState = { lastUsedAt: Date.now(), onError: (err) => { fresh.lostError ??= err; } };
       state = fresh;
       this.states.set(client, state);
       // Attached once for the client's life: while idle, pg-pool's own listener removes a failed client anyway.
       client.on('error', fresh.onError);
     }
-    state.lostError = undefined;
-    // pg-pool gives every checkout a new release(); the wrapper, made once per client, calls this checkout's.
-    if (client.release !== state.release) {
-      state.poolRelease = client.release;
-      client.release = state.release;
-    }
+    const tracked = state;
+    tracked.lostError = undefined;
+    // A wrapper per checkout, bound to this checkout's release(): a release() kept from an earlier checkout and
+    // called again fails on pg-pool's double-release check instead of releasing the next holder's client.
+    const poolRelease = client.release;
+    client.release = (err?: Error | boolean) => {
+      tracked.lastUsedAt = Date.now();
+      // A client inside a transaction, or one whose socket failed, must never be handed to the next caller.
+      const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
+      const destroy =
+        err instanceof Error ? err
+        : err ? new Error('released with an error')
+        : tracked.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : undefined);
+      return poolRelease.call(client, destroy);
+    };
     return client;
   }
 
