@@ -24,18 +24,20 @@ export function pairedRatio(a: readonly number[], b: readonly number[]): number 
 
 /**
  * An approximate 95 % confidence interval of the median of the per-round ratios `a[i] / b[i]`: the order statistics
- * n/2 ± 0.98·√n (the normal approximation of the binomial), so no assumption about the distribution is needed.
+ * of rank r = round(n/2 − 0.98·√n) and n − r + 1 (the normal approximation of the binomial), so no assumption about
+ * the distribution is needed. NaN for fewer than 6 rounds, which no such interval can cover at 95 %.
  */
 export function pairedRatioInterval(a: readonly number[], b: readonly number[]): [number, number] {
   const sorted = a.map((value, i) => value / b[i]).sort((x, y) => x - y);
   const n = sorted.length;
-  const half = 0.98 * Math.sqrt(n);
-  return [sorted[Math.max(0, Math.floor(n / 2 - half))], sorted[Math.min(n - 1, Math.ceil(n / 2 + half) - 1)]];
+  if (n < 6) return [NaN, NaN];
+  const rank = Math.max(1, Math.round(n / 2 - 0.98 * Math.sqrt(n)));
+  return [sorted[rank - 1], sorted[n - rank]];
 }
 
 /** `ratio` as `1.03× (95 % CI 1.01–1.05)`. */
 export function timesWithInterval(ratio: number, [low, high]: [number, number]): string {
-  return `${times(ratio)} (95 % CI ${fixed(low, 2)}–${fixed(high, 2)})`;
+  return Number.isFinite(low) ? `${times(ratio)} (95 % CI ${fixed(low, 2)}–${fixed(high, 2)})` : `${times(ratio)} (too few rounds for a 95 % CI)`;
 }
 
 /** Milliseconds since an arbitrary origin, with sub-microsecond resolution. */
