@@ -20,6 +20,7 @@ async function main(argv: string[]): Promise<void> {
   const handlers = argv.filter((arg, i) => !arg.startsWith('--') && argv[i - 1] !== '--outdir');
   const startedAt = Date.now();
 
+  if (iam && externalSdk) console.warn('--iam has no effect with --external-sdk: @aws-sdk/rds-signer then comes from the runtime, as the rest of @aws-sdk/*.');
   const reports = await buildHandlers({ outDir, externalSdk, iam, handlers: handlers.length ? handlers : undefined });
 
   console.log(formatReports(reports));

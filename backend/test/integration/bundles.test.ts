@@ -57,6 +57,7 @@ const bundle = (name: string, from: BundleReport[] = reports) => report(name, fr
 const bundledSources = (from: BundleReport): string[] => JSON.parse(fs.readFileSync(`${from.file}.map`, 'utf8')).sources;
 const SIGNER_SOURCE = /node_modules\/@aws-sdk\/rds-signer\//;
 const REQUIRE_SIGNER = 'require("@aws-sdk/rds-signer")';
+const SIGNER_STAND_IN = 'left out of this bundle (build with --iam)';
 const MISSING_SIGNER = 'DB_AUTH=iam needs @aws-sdk/rds-signer, which this bundle does not contain; rebuild with `npm run build -- --iam` (or pass an iamTokenSigner).';
 
 beforeAll(async () => {
@@ -111,10 +112,13 @@ describe('built bundles', () => {
 
     for (const built of reports) {
       expect(bundledSources(built).filter((source) => SIGNER_SOURCE.test(source))).toEqual([]);
-      expect(fs.readFileSync(built.file, 'utf8')).toContain(REQUIRE_SIGNER); // loaded only if DB_AUTH=iam asks for it
+      // A stand-in that fails to load, not a require() that NODE_PATH could satisfy with an unpinned copy.
+      expect(fs.readFileSync(built.file, 'utf8')).toContain(SIGNER_STAND_IN);
+      expect(fs.readFileSync(built.file, 'utf8')).not.toContain(REQUIRE_SIGNER);
     }
     expect(bundledSources(iam).some((source) => SIGNER_SOURCE.test(source))).toBe(true);
     expect(fs.readFileSync(iam.file, 'utf8')).not.toContain(REQUIRE_SIGNER);
+    expect(fs.readFileSync(iam.file, 'utf8')).not.toContain(SIGNER_STAND_IN);
     // The signer and the credential providers only it pulls in: about 23 KiB of minified code.
     expect(iam.bytes - health.bytes).toBeGreaterThan(15_000);
   });
@@ -161,7 +165,8 @@ describe('built bundles', () => {
     };
 
     it('fails at once, saying to rebuild with --iam, from a bundle built without the signer', async () => {
-      const response = await invokeBundle(bundle('health'), { method: 'GET', path: '/health' }, iamEnv());
+      // Even where NODE_PATH offers a copy of the package (here the repository's), the bundle does not take it.
+      const response = await invokeBundle(bundle('health'), { method: 'GET', path: '/health' }, { ...iamEnv(), NODE_PATH: path.join(REPO_ROOT, 'node_modules') });
 
       expect(response.status).toBe(500);
       const logged = JSON.parse(response.log.trim());

@@ -1,6 +1,6 @@
 // IAM database authentication (DB_AUTH=iam): every new connection gets a signed token as its password. Tokens live
 // 15 minutes; one is reused for 10, fetched single-flight, and signed by @aws-sdk/rds-signer (loaded on first use)
-// or an injected signer. `npm run build` leaves @aws-sdk/rds-signer out of the bundles unless built with --iam.
+// or an injected signer. `npm run build` puts a stand-in that fails to load in its place unless built with --iam.
 import type { DbConfig, IamTokenSigner } from './config';
 import type { CredentialsProvider } from './credentials';
 import { CredentialsError } from './errors';
