@@ -45,6 +45,18 @@ describe('onQuery', () => {
     ]);
     expect(JSON.stringify(events)).not.toMatch(/sensitive-parameter|secret_value|SELECT/);
   });
+
+  it('calls a hook added to the hooks object after the instance was created', async () => {
+    const events: QueryEvent[] = [];
+    const hooks: { onQuery?: (event: QueryEvent) => void } = {};
+    const db = database({ hooks });
+
+    await db.query('SELECT 1');
+    hooks.onQuery = (e) => events.push(e);
+    await db.query('SELECT 1');
+
+    expect(events).toEqual([expect.objectContaining({ kind: 'query', ok: true })]);
+  });
 });
 
 describe('the structured log', () => {
