@@ -4,10 +4,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildBenchBundles } from './bench/bundles';
+import { buildBenchBundles, buildLibraryBundle } from './bench/bundles';
 import { measureBundleSize } from './bench/bundle-size';
 import { measureColdStart } from './bench/cold-start';
 import { describeServer, startBenchEnvironment } from './bench/environment';
+import { pinCpus } from './bench/cpu-pinning';
 import { collectFacts } from './bench/facts';
 import { parseBenchArgs } from './bench/options';
 import { measureQueryOverhead } from './bench/query-overhead';
@@ -20,8 +21,9 @@ async function main(argv: string[]): Promise<void> {
   const options = parseBenchArgs(argv);
   const startedAt = new Date();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-pg-bench-bundles-'));
-  const [env, bundles] = await Promise.all([startBenchEnvironment(), buildBenchBundles(workDir)]);
+  const [env, bundles, library] = await Promise.all([startBenchEnvironment(), buildBenchBundles(workDir), buildLibraryBundle()]);
   const runner = writeRunner(workDir);
+  const cpuPinning = pinCpus(env.postgres.dataDir);
   const sections: Section[] = [];
   const run = async (measure: () => Promise<Section>) => {
     const section = await measure();
@@ -29,13 +31,13 @@ async function main(argv: string[]): Promise<void> {
     console.log(`\n${renderSection(section)}\n`);
   };
   try {
-    await run(() => measureQueryOverhead(env, options));
-    await run(() => measureTransactionOverhead(env, options));
+    await run(() => measureQueryOverhead(env, { ...options, library }));
+    await run(() => measureTransactionOverhead(env, { ...options, library }));
     await run(() => measureColdStart(env, bundles, { processes: options.processes, runner }));
     await run(async () => measureBundleSize(bundles));
     await run(() => countSecretCalls(env, bundles, { burst: options.burst, spreadInvocations: 25, spreadMillis: 2500, runner }));
     const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
-    const facts = collectFacts(await describeServer(env), command, startedAt, Date.now() - startedAt.getTime());
+    const facts = collectFacts(await describeServer(env), cpuPinning, command, startedAt, Date.now() - startedAt.getTime());
     fs.mkdirSync(path.dirname(options.out), { recursive: true });
     fs.writeFileSync(options.out, renderReport(facts, sections));
     console.log(`## Targets\n\n${renderTable(targetsTable(sections))}\n\nReport written to ${path.relative(process.cwd(), options.out) || options.out}.`);

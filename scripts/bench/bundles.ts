@@ -78,6 +78,25 @@ export async function buildBenchBundle(handler: BenchHandler, sdk: SdkMode, outD
   };
 }
 
+/** The db.ts facade's module type, as {@link buildLibraryBundle} returns it. */
+export type DbModule = typeof import('../../backend/src/shared/db');
+
+/**
+ * This module alone, bundled and minified as in a handler bundle (one file, no cross-module getters as a per-file
+ * transpiler leaves them), with pg and the SDK left to node_modules: the raw baselines and the network-free loopback
+ * then run the very same pg code as our instance.
+ */
+export async function buildLibraryBundle(): Promise<DbModule> {
+  // Under node_modules, so that its require('pg') resolves to the repository's copy.
+  const file = path.join(REPO_ROOT, 'node_modules/.cache/lambda-pg-bench/db.js');
+  await build({
+    ...handlerBuildOptions(['pg', '@aws-sdk/*']),
+    entryPoints: [path.join(REPO_ROOT, 'backend/src/shared/db.ts')],
+    outfile: file,
+  });
+  return require(file) as DbModule;
+}
+
 /** Builds every handler in both SDK modes. */
 export async function buildBenchBundles(outDir: string): Promise<BenchBundle[]> {
   const bundles: BenchBundle[] = [];

@@ -1,6 +1,6 @@
-// The facts a benchmark report needs to be read and reproduced: machine (CPU model, cores, memory, OS), Node, the
-// versions of pg, the AWS SDK, Powertools and esbuild as installed, PostgreSQL's version and settings, the command
-// and the date.
+// The facts a benchmark report needs to be read and reproduced: machine (CPU model, cores, memory, OS), CPU pinning,
+// Node, the versions of pg, the AWS SDK, Powertools and esbuild as installed, PostgreSQL's version and settings, the
+// command and the date.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,12 +14,13 @@ function installed(name: string): string {
   return (JSON.parse(fs.readFileSync(path.join(NODE_MODULES, name, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** Collects the facts; `server` is describeServer()'s line and `command` what was run. */
-export function collectFacts(server: string, command: string, startedAt: Date, durationMillis: number): RunFacts {
+/** Collects the facts; `server` is describeServer()'s line, `cpuPinning` pinCpus()'s and `command` what was run. */
+export function collectFacts(server: string, cpuPinning: string, command: string, startedAt: Date, durationMillis: number): RunFacts {
   const cpus = os.cpus();
   return {
     rows: [
       ['machine', `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()} ${os.arch()}`],
+      ['CPUs', cpuPinning],
       ['Node', process.version],
       ['pg', installed('pg')],
       ['PostgreSQL', server],

@@ -3,7 +3,7 @@
 // rounds interleaved in a balanced order; plus a separate raw Pool for reference and a network-free measurement.
 import type { PoolClient } from 'pg';
 import { Client, Pool } from 'pg';
-import { createDatabase } from '../../backend/src/shared/db';
+import type { DbModule } from './bundles';
 import type { BenchEnvironment } from './environment';
 import { loopbackMicros, micros, withLoopback } from './loopback';
 import type { Section, Table } from './report';
@@ -16,6 +16,8 @@ export interface QueryOverheadOptions {
   readonly queries: number;
   /** Callers in the concurrent mode; both pools get this many connections. */
   readonly concurrency: number;
+  /** This module as a Lambda bundle runs it (buildLibraryBundle). */
+  readonly library: DbModule;
 }
 
 interface Variant {
@@ -91,7 +93,7 @@ function overheadRows(mode: string, samples: Map<string, Sample[]>): string[][] 
 /** The variants over the loopback: µs of JavaScript per query, by name. */
 function measureWithoutNetwork(env: BenchEnvironment, options: QueryOverheadOptions): Promise<Map<string, number>> {
   return withLoopback(async () => {
-    const db = createDatabase({ secretId: SECRET_ID, sslCaFile: env.postgres.caFile, logLevel: 'silent' });
+    const db = options.library.createDatabase({ secretId: SECRET_ID, sslCaFile: env.postgres.caFile, logLevel: 'silent' });
     const pool = new Pool(env.pgConfig());
     const client = new Client(env.pgConfig());
     await client.connect();
@@ -110,7 +112,7 @@ function measureWithoutNetwork(env: BenchEnvironment, options: QueryOverheadOpti
 /** Measures and returns the section, with the targets "within 1.05× of a raw Pool" (and, as an aim, of a Client). */
 export async function measureQueryOverhead(env: BenchEnvironment, options: QueryOverheadOptions): Promise<Section> {
   env.putSecret(SECRET_ID);
-  const db = createDatabase({ secretId: SECRET_ID, sslCaFile: env.postgres.caFile, poolMax: options.concurrency, logLevel: 'silent' });
+  const db = options.library.createDatabase({ secretId: SECRET_ID, sslCaFile: env.postgres.caFile, poolMax: options.concurrency, logLevel: 'silent' });
   // Open every connection first, so each mode runs on the same ones whichever variant goes first.
   await Promise.all(Array.from({ length: options.concurrency }, () => db.query('SELECT pg_sleep(0.05)')));
   const ownPool = await db.getPool();
@@ -157,13 +159,16 @@ export async function measureQueryOverhead(env: BenchEnvironment, options: Query
         'warm-up batch; each round runs every variant once, in a balanced order (A B D C, B C A D, C D B A, D A C B: each ' +
         'variant runs after every other once), and each timed batch follows a short untimed one on the same variant, so ' +
         'that no variant pays for the connections another left cold. Ratios are the median of the ' +
-        'per-round ratios. Our instance is `createDatabase()` with credentials from the local Secrets Manager (cached) ' +
+        'per-round ratios. Our instance is `createDatabase()` from this module bundled and minified as for Lambda ' +
+        '(pg left to node_modules, so every variant runs the same pg code), with credentials from the local Secrets ' +
+        'Manager (cached) ' +
         `and \`poolMax: ${options.concurrency}\`. The raw baselines run on the same connections as query(): ` +
         '`pool.query()` on the pg Pool inside our instance (checkout, query, release, without our wrapper) and ' +
         '`client.query()` on one client checked out of it (concurrent callers take turns on it).',
       `"${SEPARATE_POOL}" is what a user would write, \`new Pool()\` with \`max: ${options.concurrency}\`, on its own ` +
-        'connections: on this 2-core virtual machine the speed of a connection depends on where the scheduler puts ' +
-        'its server process, and two identically configured pools can differ by 40 %, so it is shown for reference only.',
+        'connections. Without CPU pinning (see Setup) the speed of a connection on a 2-core machine depends on where the ' +
+        'scheduler puts its server process, and two identically configured pools can differ by 40 %: it is shown for ' +
+        'reference, not as a baseline.',
     ],
     tables: [table, {
       headers: ['variant', 'µs per query without the network', 'vs pool.query()'],
@@ -186,10 +191,9 @@ export async function measureQueryOverhead(env: BenchEnvironment, options: Query
         "query(): pg-pool's checkout and release (its idle timer, socket ref/unref, events). Reaching it would mean " +
         "keeping a connection checked out between calls, outside the pool's idle and stale-connection checks, which " +
         'this module does not do; the 1-caller aim is reported against it all the same.',
-      'The 95 % intervals in the targets table cover this run\'s round-to-round noise only. On this 2-core machine the ' +
-        'PostgreSQL server processes and the benchmark share the CPUs, so a whole run can drift by more than the interval ' +
-        '(the same code measured within 1.05× in one run and above it in the next); the network-free figure above is the ' +
-        'steady one.',
+      'The 95 % intervals in the targets table cover this run\'s round-to-round noise only: on a shared virtual machine a ' +
+        'whole run can drift by more than the interval (the same code has measured within 1.05× in one run and above it ' +
+        'in the next); the network-free figure above is the steady one.',
     ],
     targets: [
       { name: 'per-query, 1 caller', goal: '≤ 1.05× raw pool.query()', measured: `${withInterval(seqPool, sequential, SAME_POOL)} at ${fixed(localRoundTrip, 0)} µs/query`, met: seqPool <= 1.05 },

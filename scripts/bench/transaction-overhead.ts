@@ -3,7 +3,8 @@
 // transaction id before COMMIT, one extra round trip) and a read-only one (where it does not), rounds interleaved.
 import type { PoolClient } from 'pg';
 import { Pool } from 'pg';
-import { createDatabase, type Database } from '../../backend/src/shared/db';
+import type { Database } from '../../backend/src/shared/db';
+import type { DbModule } from './bundles';
 import type { BenchEnvironment } from './environment';
 import { loopbackMicros, micros, withLoopback } from './loopback';
 import type { Section } from './report';
@@ -14,6 +15,8 @@ export interface TransactionOverheadOptions {
   readonly rounds: number;
   /** Transactions per variant per round. */
   readonly transactions: number;
+  /** This module as a Lambda bundle runs it (buildLibraryBundle). */
+  readonly library: DbModule;
 }
 
 const SECRET_ID = 'bench/transaction-overhead';
@@ -65,7 +68,7 @@ function makePairs(db: Database, pool: Pool): Pair[] {
 /** The same pairs over the loopback: µs of JavaScript per transaction, by "kind/ours" and "kind/raw". */
 function measureWithoutNetwork(env: BenchEnvironment, options: TransactionOverheadOptions): Promise<Map<string, number>> {
   return withLoopback(async () => {
-    const db = createDatabase({ secretId: SECRET_ID, sslCaFile: env.postgres.caFile, logLevel: 'silent' });
+    const db = options.library.createDatabase({ secretId: SECRET_ID, sslCaFile: env.postgres.caFile, logLevel: 'silent' });
     const pool = new Pool({ ...env.pgConfig(), max: 2 });
     try {
       const variants = makePairs(db, pool).flatMap((pair) => [
@@ -89,7 +92,7 @@ async function perTransactionMicros(run: (i: number) => Promise<unknown>, count:
 /** Measures and returns the section; the issue sets no target for transactions, so it reports ratios only. */
 export async function measureTransactionOverhead(env: BenchEnvironment, options: TransactionOverheadOptions): Promise<Section> {
   env.putSecret(SECRET_ID);
-  const db = createDatabase({ secretId: SECRET_ID, sslCaFile: env.postgres.caFile, logLevel: 'silent' });
+  const db = options.library.createDatabase({ secretId: SECRET_ID, sslCaFile: env.postgres.caFile, logLevel: 'silent' });
   await db.query('CREATE TABLE IF NOT EXISTS bench_events (id bigserial PRIMARY KEY, n int NOT NULL)');
   await db.query('CREATE TABLE IF NOT EXISTS bench_counter (id int PRIMARY KEY, n bigint NOT NULL)');
   await db.query('INSERT INTO bench_counter VALUES (1, 0) ON CONFLICT (id) DO NOTHING');
@@ -127,7 +130,8 @@ export async function measureTransactionOverhead(env: BenchEnvironment, options:
     intro: [
       `One caller, ${options.transactions} transactions per variant per round, ${options.rounds} rounds after a warm-up, ` +
         'interleaved. "raw" is `pool.connect()`, BEGIN, the two statements, COMMIT, `release()` by hand, on the pg ' +
-        'Pool inside our instance, so both run on the same connection (see section 1 on why that matters here). ' +
+        'Pool inside our instance, so both run on the same connection (see section 1 on why that matters here); ours ' +
+        'runs from the same minified bundle as in section 1. ' +
         `The last two columns are the JavaScript cost alone: the same calls over a loopback connection that answers ` +
         `at once (${options.transactions * 20} transactions per round).`,
     ],
