@@ -11,7 +11,7 @@ import { createEmfReporter } from './metrics';
 import { PoolManager } from './pool';
 import { ClientSource, readerCredentials, ReadRouter } from './reader';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from './retry';
-import { timedQuery } from './timed-query';
+import { sendQuery } from './timed-query';
 import { runTransaction, TransactionCallback, TransactionOptions } from './transaction';
 
 /** Options of one query() call. */
@@ -105,17 +105,23 @@ export function createDatabase(options: DbOptions = {}): Database {
 
   /** The statement of one query() attempt on a checked-out client, with its timeout; releases it; a failure leaves classified. */
   function runStatement<T extends QueryResultRow>(client: PoolClient, text: string, values: unknown[] | undefined, deadline: number, queryOptions: QueryOptions): Promise<QueryResult<T>> {
-    return timedQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline)).then(
-      (result) => {
-        client.release();
-        return result;
-      },
-      (err: unknown) => {
-        const failure = classifyStatementFailure(err, 'statement', queryOptions);
-        client.release(failure.destroyClient ? failure.error : undefined);
-        throw new AttemptFailed(failure);
-      },
-    );
+    return new Promise((resolve, reject) => {
+      sendQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline), (err, result) => {
+        // Runs inside pg's socket handling: nothing may throw out of it (a release() called twice would).
+        try {
+          if (!err) {
+            client.release();
+            resolve(result);
+            return;
+          }
+          const failure = classifyStatementFailure(err, 'statement', queryOptions);
+          client.release(failure.destroyClient ? failure.error : undefined);
+          reject(new AttemptFailed(failure));
+        } catch (thrown) {
+          reject(thrown);
+        }
+      });
+    });
   }
 
   // Not an async function: the path of a query that succeeds at once is a checkout, the statement and a release.

@@ -129,7 +129,11 @@ export class PoolManager {
 
   private checkOut(credentials: DbCredentials, deadline: number, validate: boolean, round: number): Promise<PoolClient> {
     const pool = this.poolFor(credentials);
-    return this.connect(pool, credentials, deadline).then((client) => this.vet(client, deadline, validate, round));
+    const wasFull = pool.totalCount >= this.config.poolMax && pool.idleCount === 0;
+    return this.connect(pool, deadline).then(
+      (client) => this.vet(client, deadline, validate, round),
+      (err: unknown) => this.connectFailed(err, credentials, deadline, wasFull),
+    );
   }
 
   /** The checked-out client if it is fit to use; else it is discarded and the next round checks out another. */
@@ -167,20 +171,16 @@ export class PoolManager {
     }
   }
 
-  private connect(pool: Pool, credentials: DbCredentials, deadline: number): Promise<PoolClient> {
+  /** pool.connect(), or its failure, within the deadline; connectFailed() classifies a failure. */
+  private connect(pool: Pool, deadline: number): Promise<PoolClient> {
     const remaining = deadline - Date.now();
-    const wasFull = pool.totalCount >= this.config.poolMax && pool.idleCount === 0;
-    let connecting: Promise<PoolClient>;
     try {
-      connecting =
-        remaining <= 0 ? Promise.reject(new DeadlineExceededError('The deadline passed before a connection could be checked out.', { phase: 'connect' }))
-        : remaining >= this.config.connectTimeoutMillis ? pool.connect()
-        : this.connectWithin(pool, deadline);
+      if (remaining <= 0) return Promise.reject(new DeadlineExceededError('The deadline passed before a connection could be checked out.', { phase: 'connect' }));
+      return remaining >= this.config.connectTimeoutMillis ? pool.connect() : this.connectWithin(pool, deadline);
     } catch (err) {
       // pg-pool creates and starts a new client synchronously: a throw there is classified like any connect failure.
-      connecting = Promise.reject(err);
+      return Promise.reject(err);
     }
-    return connecting.catch((err: unknown) => this.connectFailed(err, credentials, deadline, wasFull));
   }
 
   private async connectFailed(err: unknown, credentials: DbCredentials, deadline: number, wasFull: boolean): Promise<never> {

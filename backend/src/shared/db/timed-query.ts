@@ -8,7 +8,22 @@ type QueryWithTimeout<T extends QueryResultRow> = Query & {
   callback?: (err: Error | null, result: QueryResult<T>) => void;
 };
 
-/** Runs `text` on `client` (through `send`, e.g. the unwrapped client.query) with a client timeout in milliseconds. */
+/** Sends `text` on `client` (through `send`, e.g. the unwrapped client.query) with a client timeout in milliseconds. */
+export function sendQuery<T extends QueryResultRow = QueryResultRow>(
+  client: PoolClient,
+  text: string,
+  values: unknown[] | undefined,
+  timeoutMillis: number,
+  callback: (err: Error | null, result: QueryResult<T>) => void,
+  send: PoolClient['query'] = client.query,
+): void {
+  const query = new Query(text, values as never) as QueryWithTimeout<T>;
+  query.query_timeout = timeoutMillis;
+  query.callback = callback;
+  (send as (query: unknown) => unknown).call(client, query);
+}
+
+/** sendQuery() as a promise. */
 export function timedQuery<T extends QueryResultRow = QueryResultRow>(
   client: PoolClient,
   text: string,
@@ -17,9 +32,6 @@ export function timedQuery<T extends QueryResultRow = QueryResultRow>(
   send: PoolClient['query'] = client.query,
 ): Promise<QueryResult<T>> {
   return new Promise((resolve, reject) => {
-    const query = new Query(text, values as never) as QueryWithTimeout<T>;
-    query.query_timeout = timeoutMillis;
-    query.callback = (err, result) => (err ? reject(err) : resolve(result));
-    (send as (query: unknown) => unknown).call(client, query);
+    sendQuery<T>(client, text, values, timeoutMillis, (err, result) => (err ? reject(err) : resolve(result)), send);
   });
 }
