@@ -35,9 +35,10 @@ export function pairedRatioInterval(a: readonly number[], b: readonly number[]):
   return [sorted[rank - 1], sorted[n - rank]];
 }
 
-/** `ratio` as `1.03× (95 % CI 1.01–1.05)`. */
+/** `ratio` as `1.032× (95 % CI 1.01–1.05)`: three decimals, so that a ratio just over a 1.05 target does not print as 1.05. */
 export function timesWithInterval(ratio: number, [low, high]: [number, number]): string {
-  return Number.isFinite(low) ? `${times(ratio)} (95 % CI ${fixed(low, 2)}–${fixed(high, 2)})` : `${times(ratio)} (too few rounds for a 95 % CI)`;
+  const value = `${fixed(ratio, 3)}×`;
+  return Number.isFinite(low) ? `${value} (95 % CI ${fixed(low, 2)}–${fixed(high, 2)})` : `${value} (too few rounds for a 95 % CI)`;
 }
 
 /** Milliseconds since an arbitrary origin, with sub-microsecond resolution. */
