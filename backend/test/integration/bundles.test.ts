@@ -1,7 +1,7 @@
 // Every built bundle, loaded by a fresh `node` process from a temporary directory (so nothing outside the bundle
 // can be required), invoked with a v2 event against the local PostgreSQL: the artifacts we ship work on their own,
 // with DATABASE_URL, and with credentials from a Secrets Manager endpoint through the bundled AWS SDK; the IAM token
-// signer is in a bundle only when built with iam.
+// signer is in a bundle only when built with iam; pg's libpq binding and pgpass never are.
 import { spawn } from 'node:child_process';
 import { unzipSync } from 'fflate';
 import fs from 'node:fs';
@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createDatabase } from '../../src/shared/db';
 import { createHttpEvent, type HttpEventOptions } from '../../../scripts/lib/http-event';
-import { buildHandlers, REPO_ROOT, type BundleReport } from '../../../scripts/lib/build-handlers';
+import { build } from 'esbuild';
+import { buildHandlers, handlerBuildOptions, REPO_ROOT, type BundleReport } from '../../../scripts/lib/build-handlers';
 import { startLocalSecretsManager, type LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
 import { DEMO_TENANT_ID as TENANT, DEMO_WALLET_A_ID, DEMO_WALLET_B_ID, seedDemoData } from '../../../scripts/lib/seed';
 import { createAppDatabase, type AppDatabase } from './fixtures/app-database';
@@ -180,6 +181,76 @@ describe('built bundles', () => {
       expect(response.status).toBe(503);
       expect(response.log).toContain('"error":"AuthenticationError"');
       expect(response.log).not.toContain('@aws-sdk/rds-signer');
+    });
+  });
+
+  describe("pg's libpq binding and ~/.pgpass fallback", () => {
+    // A script that loads pg as a handler would and connects once without a password, as pg's fallbacks expect.
+    const PROBE = `
+      const pg = require('pg');
+      const client = new pg.Client({ host: process.env.PROBE_HOST, port: Number(process.env.PROBE_PORT), user: process.env.PROBE_USER,
+        database: 'postgres', ssl: { ca: require('fs').readFileSync(process.env.PROBE_CA, 'utf8') } });
+      client.connect().then(() => client.end().then(() => ({ connected: true })), (err) => ({ error: err.message }))
+        // pg leaves the socket open after a failed authentication: the probe exits once it has reported.
+        .then((outcome) => process.stdout.write(JSON.stringify({ native: pg.native, ...outcome }), () => process.exit(0)));`;
+    let probes: { ours: string; plain: string };
+    let passFile: string;
+
+    beforeAll(async () => {
+      const server = testServer();
+      const probe = async (plain: boolean) => {
+        const file = path.join(outDir, 'pg-probe', plain ? 'plain.js' : 'ours.js');
+        await build({ ...handlerBuildOptions([], { plain }), stdin: { contents: PROBE, resolveDir: REPO_ROOT }, outfile: file });
+        return file;
+      };
+      probes = { ours: await probe(false), plain: await probe(true) };
+      passFile = path.join(outDir, 'pgpass');
+      fs.writeFileSync(passFile, `${server.host}:${server.port}:*:${server.user}:${server.password}\n`, { mode: 0o600 });
+    });
+
+    /** Runs a probe bundle in a fresh process with only the connection facts, `env` and PATH. */
+    const runProbe = (file: string, env: Record<string, string> = {}) => {
+      const server = testServer();
+      return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [file], {
+          cwd: os.tmpdir(),
+          env: { PATH: process.env.PATH ?? '', PROBE_HOST: server.host, PROBE_PORT: String(server.port), PROBE_USER: server.user, PROBE_CA: server.caFile, ...env },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk) => (stdout += chunk));
+        child.stderr.on('data', (chunk) => (stderr += chunk));
+        child.on('error', reject).on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    };
+
+    it('leaves both out of every handler bundle', () => {
+      for (const built of [...reports, ...externalReports, ...iamReports]) {
+        expect(bundledSources(built).filter((source) => /node_modules\/(pg\/lib\/native|pgpass|split2)\//.test(source))).toEqual([]);
+        expect(fs.readFileSync(built.file, 'utf8')).toContain("pg's libpq binding (pg.native) is left out of this bundle");
+      }
+    });
+
+    it('behaves as pg does without pg-native and without a ~/.pgpass file', async () => {
+      const [ours, plain] = await Promise.all([runProbe(probes.ours), runProbe(probes.plain)]);
+
+      expect(JSON.parse(ours.stdout)).toEqual({ native: null, error: expect.stringContaining('client password must be a string') });
+      expect(JSON.parse(ours.stdout)).toEqual(JSON.parse(plain.stdout));
+    });
+
+    it('fails to load under NODE_PG_FORCE_NATIVE as pg does without pg-native', async () => {
+      const [ours, plain] = await Promise.all([runProbe(probes.ours, { NODE_PG_FORCE_NATIVE: '1' }), runProbe(probes.plain, { NODE_PG_FORCE_NATIVE: '1' })]);
+
+      expect(plain).toMatchObject({ code: 1, stdout: '', stderr: expect.stringContaining("Cannot find module 'pg-native'") });
+      expect(ours).toMatchObject({ code: 1, stdout: '', stderr: expect.stringContaining("Cannot find module 'pg-native'") });
+      expect(ours.stderr).toContain('left out of this bundle');
+    });
+
+    it('does not read PGPASSFILE, which a plain build of pg does', async () => {
+      const [ours, plain] = await Promise.all([runProbe(probes.ours, { PGPASSFILE: passFile }), runProbe(probes.plain, { PGPASSFILE: passFile })]);
+
+      expect(JSON.parse(plain.stdout)).toMatchObject({ connected: true });
+      expect(JSON.parse(ours.stdout)).toMatchObject({ error: expect.stringContaining('client password must be a string') });
     });
   });
 
