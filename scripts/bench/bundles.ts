@@ -1,6 +1,7 @@
-// Builds the benchmark handlers (ours and the peers) with the options of scripts/lib/build-handlers.ts: CommonJS,
-// node22, minified, dynamic import() lowered to require(); once with the AWS SDK bundled and once with @aws-sdk/*
-// left to the runtime. Reports bytes, gzip bytes and each package's share.
+// Builds the benchmark handlers with the options of scripts/lib/build-handlers.ts (CommonJS, node22, minified,
+// dynamic import() lowered to require()), ours with this project's stand-ins and the peers without them, as they
+// would be built by hand; once with the AWS SDK bundled and once with @aws-sdk/* left to the runtime. Reports
+// bytes, gzip bytes and each package's share.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -31,6 +32,11 @@ export interface BenchBundle {
   readonly gzipBytes: number;
   /** Output bytes by package (`pg`, `@aws-sdk/…` grouped as `@aws-sdk`, `(this repository)`, …). */
   readonly bytesByPackage: ReadonlyMap<string, number>;
+  /**
+   * The same handler's bytes when built as ours is, with this project's stand-ins for the parts of pg no handler
+   * reaches (for ours, the bundle itself). The peers are built with esbuild's settings alone, as by hand.
+   */
+  readonly asBuiltHere: { readonly bytes: number; readonly gzipBytes: number };
 }
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
@@ -54,28 +60,31 @@ function bytesByPackage(metafile: Metafile): Map<string, number> {
   return totals;
 }
 
-/** Builds one handler into `<outDir>/<sdk>/<index>/index.js`. */
+const sizeOf = (file: string) => {
+  const code = fs.readFileSync(file);
+  return { bytes: code.length, gzipBytes: zlib.gzipSync(code, { level: 9 }).length };
+};
+
+/**
+ * Builds one handler into `<outDir>/<sdk>/<index>/index.js`: ours as `npm run build` does, a peer with esbuild's
+ * settings alone (and, for {@link BenchBundle.asBuiltHere}, once more as ours is).
+ */
 export async function buildBenchBundle(handler: BenchHandler, sdk: SdkMode, outDir: string): Promise<BenchBundle> {
   const index = Object.keys(BENCH_HANDLERS).indexOf(handler);
   const dir = path.join(outDir, sdk, String(index));
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'index.js');
-  const result = await build({
-    ...handlerBuildOptions(sdk === 'external' ? ['@aws-sdk/*'] : []),
-    entryPoints: [path.join(REPO_ROOT, BENCH_HANDLERS[handler])],
-    outfile: file,
-    metafile: true,
-  });
-  const code = fs.readFileSync(file);
-  return {
-    handler,
-    label: handler,
-    sdk,
-    file,
-    bytes: code.length,
-    gzipBytes: zlib.gzipSync(code, { level: 9 }).length,
-    bytesByPackage: bytesByPackage(result.metafile),
-  };
+  const external = sdk === 'external' ? ['@aws-sdk/*'] : [];
+  const entryPoints = [path.join(REPO_ROOT, BENCH_HANDLERS[handler])];
+  const peer = handler !== 'lambda-pg';
+  const result = await build({ ...handlerBuildOptions(external, { plain: peer }), entryPoints, outfile: file, metafile: true });
+  let asBuiltHere = sizeOf(file);
+  if (peer) {
+    const again = path.join(dir, 'as-built-here', 'index.js');
+    await build({ ...handlerBuildOptions(external), entryPoints, outfile: again });
+    asBuiltHere = sizeOf(again);
+  }
+  return { handler, label: handler, sdk, file, ...sizeOf(file), bytesByPackage: bytesByPackage(result.metafile), asBuiltHere };
 }
 
 /** The db.ts facade's module type, as {@link buildLibraryBundle} returns it. */
