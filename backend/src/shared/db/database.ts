@@ -103,24 +103,42 @@ export function createDatabase(options: DbOptions = {}): Database {
     else if (logSuccesses) log.debug(kind, { ...event, pool: pool.counts() });
   };
 
-  /** The statement of one query() attempt on a checked-out client, with its timeout; releases it; a failure leaves classified. */
-  function runStatement<T extends QueryResultRow>(client: PoolClient, text: string, values: unknown[] | undefined, deadline: number, queryOptions: QueryOptions): Promise<QueryResult<T>> {
+  /**
+   * One query() attempt: a checkout, the statement with its timeout, the release; a failure leaves classified (as
+   * AttemptFailed). On the writer pool the steps chain by callback, so the attempt is a single promise.
+   */
+  function attemptStatement<T extends QueryResultRow>(source: ClientSource, text: string, values: unknown[] | undefined, deadline: number, validate: boolean, queryOptions: QueryOptions): Promise<QueryResult<T>> {
     return new Promise((resolve, reject) => {
-      sendQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline), (err, result) => {
-        // Runs inside pg's socket handling: nothing may throw out of it (a release() called twice would).
-        try {
-          if (!err) {
-            client.release();
-            resolve(result);
-            return;
+      const onClient = (err: unknown, client?: PoolClient) => {
+        if (err || !client) {
+          reject(err);
+          return;
+        }
+        const settle = (queryError: Error | null, result: QueryResult<T>) => {
+          // Runs inside pg's socket handling: nothing may throw out of it (a release() called twice would).
+          try {
+            if (!queryError) {
+              client.release();
+              resolve(result);
+              return;
+            }
+            const failure = classifyStatementFailure(queryError, 'statement', queryOptions);
+            client.release(failure.destroyClient ? failure.error : undefined);
+            reject(new AttemptFailed(failure));
+          } catch (thrown) {
+            reject(thrown);
           }
-          const failure = classifyStatementFailure(err, 'statement', queryOptions);
-          client.release(failure.destroyClient ? failure.error : undefined);
-          reject(new AttemptFailed(failure));
+        };
+        try {
+          sendQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline), settle);
         } catch (thrown) {
+          // A throw comes before anything is sent; the client is discarded all the same rather than handed on.
+          client.release(thrown instanceof Error ? thrown : true);
           reject(thrown);
         }
-      });
+      };
+      if (source === pool) pool.acquireThen(deadline, validate, onClient);
+      else source.acquire(deadline, validate).then((client) => onClient(undefined, client), onClient);
     });
   }
 
@@ -139,7 +157,7 @@ export function createDatabase(options: DbOptions = {}): Database {
     let attempts = 0;
     const result = withRetry((attempt) => {
       attempts = attempt;
-      return source.acquire(deadline, !idempotent).then((client) => runStatement<T>(client, text, values, deadline, queryOptions));
+      return attemptStatement<T>(source, text, values, deadline, !idempotent, queryOptions);
     }, policy('query', deadline, idempotent, requestId));
     if (!observed()) return result;
     return result.then(

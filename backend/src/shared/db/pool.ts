@@ -36,6 +36,9 @@ async function withinDeadline<T>(promise: Promise<T>, deadline: number, phase: '
   }
 }
 
+/** Whether a checkout from `pool` would have to wait for a client to be released. */
+const isFull = (pool: Pool, max: number) => pool.totalCount >= max && pool.idleCount === 0;
+
 function identityOf(c: DbCredentials): string {
   return `${c.user}@${c.host}:${c.port}/${c.database}`;
 }
@@ -114,22 +117,57 @@ export class PoolManager {
 
   /**
    * Checks out one client within the deadline (the connect phase: nothing of the caller's was sent). Rejects with
-   * AttemptFailed carrying a connect-phase classification; on 28P01 the credentials are refreshed first. With cached
-   * credentials and a warm pool this is one pool.connect() and a few checks, without an async function in between.
+   * AttemptFailed carrying a connect-phase classification; on 28P01 the credentials are refreshed first.
    */
   acquire(deadline: number, validate: boolean, round = 0): Promise<PoolClient> {
+    return new Promise((resolve, reject) => this.acquireThen(deadline, validate, (err, client) => (client ? resolve(client) : reject(err)), round));
+  }
+
+  /**
+   * acquire() with a callback, for query()'s hot path: with cached credentials and the connect timeout inside the
+   * deadline (the usual case), pg-pool's callback API and the checks run without a promise per step. `done` gets
+   * the client or the failure, once.
+   */
+  acquireThen(deadline: number, validate: boolean, done: (err: unknown, client?: PoolClient) => void, round = 0): void {
     try {
       const cached = this.credentials.peek();
-      if (cached) return this.checkOut(cached, deadline, validate, round);
-      return this.loadCredentials(deadline).then((credentials) => this.checkOut(credentials, deadline, validate, round));
+      const remaining = deadline - Date.now();
+      if (!cached || remaining <= 0 || remaining < this.config.connectTimeoutMillis) {
+        const credentials = cached ? Promise.resolve(cached) : this.loadCredentials(deadline);
+        credentials.then((loaded) => this.checkOut(loaded, deadline, validate, round)).then((client) => done(undefined, client), done);
+        return;
+      }
+      const pool = this.poolFor(cached);
+      const wasFull = isFull(pool, this.config.poolMax);
+      // pg-pool calls back once, on a later tick (at once if the pool is ending); a throw while it creates a client
+      // is classified as a connect failure, as one it reports.
+      const onConnect = (err: unknown, client?: PoolClient) => {
+        if (!client) {
+          this.connectFailed(err, cached, deadline, wasFull).catch(done);
+          return;
+        }
+        try {
+          const vetted = this.vet(client, deadline, validate, round);
+          if (vetted instanceof Promise) vetted.then((fit) => done(undefined, fit), done);
+          else done(undefined, vetted);
+        } catch (thrown) {
+          done(thrown);
+        }
+      };
+      try {
+        pool.connect(onConnect as Parameters<Pool['connect']>[0]);
+      } catch (err) {
+        onConnect(err);
+      }
     } catch (err) {
-      return Promise.reject(err);
+      done(err);
     }
   }
 
+  /** The slow path: credentials just loaded, or a deadline nearer than the connect timeout. */
   private checkOut(credentials: DbCredentials, deadline: number, validate: boolean, round: number): Promise<PoolClient> {
     const pool = this.poolFor(credentials);
-    const wasFull = pool.totalCount >= this.config.poolMax && pool.idleCount === 0;
+    const wasFull = isFull(pool, this.config.poolMax);
     return this.connect(pool, deadline).then(
       (client) => this.vet(client, deadline, validate, round),
       (err: unknown) => this.connectFailed(err, credentials, deadline, wasFull),
