@@ -2,8 +2,8 @@
 // credentials from Secrets Manager (the real SDK against a local endpoint), rotation, and the facade's lifecycle.
 import { startLocalSecretsManager, LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
 import {
-  AuthenticationError, createDatabase, Database, ReadOnlyConnectionError, TlsError, TransactionAbortedError,
-  UniqueViolationError,
+  AuthenticationError, createDatabase, Database, InvalidParameterError, ReadOnlyConnectionError, RetryEvent, TlsError,
+  TransactionAbortedError, UniqueViolationError,
 } from '../../src/shared/db';
 import { adminClient, createRole, createTestDatabase, setRolePassword, terminateBackends, testServer } from './support/postgres';
 
@@ -241,6 +241,52 @@ describe('withTransaction', () => {
     }).catch(() => undefined);
 
     expect(sideEffects).toEqual(['sent']);
+  });
+});
+
+/** A value pg cannot convert to a PostgreSQL value (JSON.stringify throws on it); it holds a marker to look for. */
+function unconvertible(): Record<string, unknown> {
+  const value: Record<string, unknown> = { marker: 'parameter-marker-4711' };
+  value.self = value;
+  return value;
+}
+
+describe('a parameter pg cannot convert', () => {
+  it('fails query() with InvalidParameterError once, not retried even when idempotent, and the pool keeps serving', async () => {
+    const retries: RetryEvent[] = [];
+    const db = database({ poolMax: 1, hooks: { onRetry: (event) => retries.push(event) } });
+
+    const error = await db.query('SELECT $1::text AS v', [unconvertible()], { idempotent: true }).catch((e: unknown) => e);
+    const { rows } = await db.query('SELECT 1 AS n');
+
+    expect(error).toBeInstanceOf(InvalidParameterError);
+    expect(error).toMatchObject({ code: 'DB_INVALID_PARAMETER', attempts: 1, retryable: false, ambiguous: false });
+    expect(retries).toEqual([]);
+    expect(`${(error as Error).message} ${JSON.stringify(error)}`).not.toContain('parameter-marker-4711');
+    expect(rows).toEqual([{ n: 1 }]);
+  });
+
+  it('fails withTransaction without rerunning the callback, for text and for config objects, and commits nothing', async () => {
+    const db = database();
+    const runs: number[] = [];
+    const statements = [
+      (client: import('pg').PoolClient) => client.query('INSERT INTO notes (body) VALUES ($1::text)', [unconvertible()]),
+      (client: import('pg').PoolClient) => client.query({ text: 'INSERT INTO notes (body) VALUES ($1::text)', values: [unconvertible()] }),
+    ];
+
+    for (const statement of statements) {
+      const error = await db.withTransaction(async (client, tx) => {
+        runs.push(tx.attempt);
+        await client.query('INSERT INTO notes (body) VALUES ($1)', ['never committed']);
+        return statement(client);
+      }).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(InvalidParameterError);
+    }
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM notes WHERE body = $1', ['never committed']);
+
+    expect(runs).toEqual([1, 1]);
+    expect(rows[0].n).toBe(0);
   });
 });
 

@@ -1,9 +1,10 @@
 // The client-side statement timeout of timed-query.ts against the real server: a statement fails at its own timeout
-// with the error classify.ts maps to QueryTimeoutError, and every statement is timed anew.
+// with the error classify.ts maps to QueryTimeoutError, and every statement is timed anew; a parameter pg cannot
+// convert is reported once, as InvalidParameterError.
 import type { Client, PoolClient } from 'pg';
 import { classifyStatementFailure } from '../../src/shared/db/classify';
-import { QueryTimeoutError } from '../../src/shared/db/errors';
-import { timedQuery } from '../../src/shared/db/timed-query';
+import { InvalidParameterError, QueryTimeoutError } from '../../src/shared/db/errors';
+import { sendQuery, timedQuery } from '../../src/shared/db/timed-query';
 import { adminClient } from './support/postgres';
 
 let client: Client;
@@ -88,5 +89,45 @@ describe('timedQuery', () => {
     const { error } = await elapsedOf(() => timedQuery(asPoolClient(client), 'SELECT pg_sleep(0.4)', undefined, 0));
 
     expect(error).toBeUndefined();
+  });
+
+  it('takes a config object, with its own query_timeout and rowMode', async () => {
+    const { rows } = await timedQuery(asPoolClient(client), { text: 'SELECT $1::int AS n', values: [7], rowMode: 'array' } as never, undefined, 5000);
+    const { millis, error } = await elapsedOf(() => timedQuery(asPoolClient(client), { text: 'SELECT pg_sleep(3)', query_timeout: 250 } as never, undefined, 10_000));
+
+    expect(rows).toEqual([[7]]);
+    expect((error as Error).message).toBe('Query read timeout');
+    expect(millis).toBeLessThan(2500);
+  });
+});
+
+describe('a parameter pg cannot convert', () => {
+  const circular: Record<string, unknown> = { id: 1 };
+  circular.self = circular;
+  const throwing = { toPostgres: () => { throw new RangeError('no PostgreSQL form for this value'); } };
+
+  it.each([
+    ['a circular object', circular, /circular/i],
+    ['a toPostgres() that throws', throwing, /no PostgreSQL form/],
+  ])('fails %s with InvalidParameterError, calls back once, and leaves the connection in step', async (_, value, cause) => {
+    const outcomes: Array<Error | null> = [];
+    sendQuery(asPoolClient(client), 'SELECT $1::text AS v', [value], 5000, (err) => outcomes.push(err));
+
+    // The next statement is answered after the Sync pg sent for the failed one: any second call back has come by then.
+    const { rows } = await timedQuery<{ n: number }>(asPoolClient(client), 'SELECT 2 AS n', undefined, 5000);
+
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toBeInstanceOf(InvalidParameterError);
+    expect(outcomes[0]).toMatchObject({ code: 'DB_INVALID_PARAMETER', retryable: false, ambiguous: false, phase: 'statement' });
+    expect(((outcomes[0] as Error).cause as Error).message).toMatch(cause);
+    expect(classifyStatementFailure(outcomes[0], 'statement', { inTransaction: true })).toMatchObject({ retry: 'never', destroyClient: true });
+    expect(rows).toEqual([{ n: 2 }]);
+  });
+
+  it('does not mistake a server error for one', async () => {
+    const { error } = await elapsedOf(() => timedQuery(asPoolClient(client), 'SELECT $1::int AS n', ['not a number'], 5000));
+
+    expect(error).not.toBeInstanceOf(InvalidParameterError);
+    expect(error).toMatchObject({ code: '22P02' });
   });
 });

@@ -4,7 +4,7 @@
 import {
   AmbiguousResultError, AuthenticationError, CommitOutcomeUnknownError, ConfigurationError, ConnectionError, ConnectionLostError,
   ConstraintViolationError, DbError, DbErrorOptions, DbPhase, DeadlockError, ExclusionViolationError,
-  CheckViolationError, ForeignKeyViolationError, LockNotAvailableError, NotNullViolationError, QueryError,
+  CheckViolationError, ForeignKeyViolationError, InvalidParameterError, LockNotAvailableError, NotNullViolationError, QueryError,
   PoolExhaustedError, QueryTimeoutError, ReadOnlyConnectionError, SerializationFailureError, ServerErrorFields, StatementTimeoutError,
   TlsError, TooManyConnectionsError, TransactionAbortedError, UniqueViolationError,
 } from './errors';
@@ -141,8 +141,10 @@ function classifyServerError(err: PgServerError, phase: DbPhase, options: Classi
  */
 export function classifyStatementFailure(err: unknown, phase: 'statement' | 'commit', options: ClassifyOptions = {}): Failure {
   if (err instanceof DbError) {
-    // Already typed (a transaction callback's statement): recover from the class what it means for the connection.
-    const destroyClient = err instanceof ConnectionLostError || err instanceof QueryTimeoutError || err instanceof AmbiguousResultError || (err instanceof ReadOnlyConnectionError && err.retryable);
+    // Already typed (a transaction callback's statement, a parameter pg could not convert): recover from the class
+    // what it means for the connection. After a failed conversion pg's protocol state is its own affair: discarded.
+    const destroyClient = err instanceof ConnectionLostError || err instanceof QueryTimeoutError || err instanceof AmbiguousResultError ||
+      err instanceof InvalidParameterError || (err instanceof ReadOnlyConnectionError && err.retryable);
     return failure(err, err.retryable ? 'always' : err.ambiguous ? 'idempotent' : 'never', { destroyClient, cost: err instanceof QueryTimeoutError ? 2 : 1 });
   }
   if (isServerError(err) && err.severity === 'ERROR') return classifyServerError(err, phase, options);

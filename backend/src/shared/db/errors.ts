@@ -109,6 +109,17 @@ export class ConnectionLostError extends DbError {
     this.name = 'ConnectionLostError';
   }
 }
+/**
+ * pg could not convert a query parameter to a PostgreSQL value (a circular object, a toPostgres() that threw); the
+ * statement was not run. The conversion's own error is the `cause`.
+ */
+export class InvalidParameterError extends DbError {
+  override readonly code = 'DB_INVALID_PARAMETER';
+  constructor(message: string, options: DbErrorOptions = {}) {
+    super(message, options);
+    this.name = 'InvalidParameterError';
+  }
+}
 /** The client-side query timeout fired; the statement may still be running on the server. */
 export class QueryTimeoutError extends DbError {
   override readonly code = 'DB_QUERY_TIMEOUT';

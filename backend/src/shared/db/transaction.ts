@@ -5,7 +5,7 @@ import type { PoolClient, QueryResult } from 'pg';
 import { ClassifyOptions, classifyStatementFailure, Failure, isServerError } from './classify';
 import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, TransactionAbortedError } from './errors';
 import type { ClientSource } from './reader';
-import { timedQuery } from './timed-query';
+import { Statement, timedQuery } from './timed-query';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, RetryPolicy, withRetry } from './retry';
 
 /** The isolation levels PostgreSQL implements. */
@@ -63,6 +63,13 @@ function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
   return { ...object, query_timeout: timeoutMillis() };
 }
 
+/** Text, or a plain query config object with no callback and no submit() of its own. */
+function isStatement(config: unknown): config is Statement {
+  if (typeof config === 'string') return true;
+  const object = config as { submit?: unknown; callback?: unknown } | null;
+  return !!object && typeof object === 'object' && object.submit === undefined && object.callback === undefined;
+}
+
 /**
  * Makes the client's promise-returning query() throw typed DbErrors for the duration of the callback, and clamps
  * each statement's client timeout to the deadline: on a black-holed network nothing else would ever end it.
@@ -70,8 +77,9 @@ function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
 function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, timeoutMillis: () => number): () => void {
   const raw = client.query;
   const typed = function (this: PoolClient, config: unknown, ...rest: unknown[]) {
-    // The common shapes, query(text) and query(text, values), take the fast path; callbacks and configs keep pg's.
-    const result = typeof config === 'string' && rest.length <= 1 && (rest[0] === undefined || Array.isArray(rest[0]))
+    // query(text or config, values?) without a callback goes through sendQuery (one Query object, a parameter pg
+    // cannot convert reported as such); callbacks and Submittables (cursors, streams) keep pg's own path.
+    const result = isStatement(config) && rest.length <= 1 && (rest[0] === undefined || Array.isArray(rest[0]))
       ? timedQuery(client, config, rest[0] as unknown[] | undefined, timeoutMillis(), raw)
       : (raw as (...a: unknown[]) => unknown).apply(client, [withTimeout(config, timeoutMillis), ...rest]);
     if (result && typeof (result as Promise<unknown>).then === 'function') {
