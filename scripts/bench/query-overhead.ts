@@ -177,7 +177,8 @@ export async function measureQueryOverhead(env: BenchEnvironment, options: Query
     }],
     notes: [
       'What query() adds per call: deadline resolution, the retry wrapper, the credentials cache check, the stale-idle ' +
-        'check and the release hygiene (error listener, transaction-status check), and a client-side `query_timeout` timer.',
+        'check and the release hygiene (error listener, transaction-status check), and the client-side statement timeout ' +
+        '(an entry in the set of statements in flight that one shared timer watches, where pg would arm a timer per query).',
       '"CPU µs/query" is this process\'s CPU time per query (process.cpuUsage): pg\'s work, TLS and ours, without the waiting.',
       `Without the network (second table: pg.Client's own query code over a loopback connection, ${options.queries * 10} ` +
         `queries per round) query() costs ${micros(Math.abs(overheadMicros))} µs ${overheadMicros >= 0 ? 'more' : 'less'} than \`pool.query()\`: ` +

@@ -91,6 +91,36 @@ describe('timedQuery', () => {
     expect(error).toBeUndefined();
   });
 
+  it('expires each statement in flight at its own time when a shorter timeout starts after a longer one', async () => {
+    const other = await adminClient();
+    try {
+      const longer = elapsedOf(() => timedQuery(asPoolClient(client), 'SELECT pg_sleep(4)', undefined, 1500));
+      const shorter = elapsedOf(() => timedQuery(asPoolClient(other), 'SELECT pg_sleep(4)', undefined, 300));
+
+      const [late, early] = await Promise.all([longer, shorter]);
+
+      expect((early.error as Error).message).toBe('Query read timeout');
+      expect(early.millis).toBeGreaterThanOrEqual(295);
+      expect(early.millis).toBeLessThan(1200);
+      expect((late.error as Error).message).toBe('Query read timeout');
+      expect(late.millis).toBeGreaterThanOrEqual(1495);
+      expect(late.millis).toBeLessThan(3500);
+    } finally {
+      await other.end().catch(() => undefined);
+    }
+  });
+
+  it('arms at most one timer for a run of statements, not one per statement', async () => {
+    const armed = jest.spyOn(global, 'setTimeout');
+    try {
+      for (let i = 0; i < 50; i++) await timedQuery(asPoolClient(client), 'SELECT 1', undefined, 10_000);
+
+      expect(armed.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      armed.mockRestore();
+    }
+  });
+
   it('takes a config object, with its own query_timeout and rowMode', async () => {
     const { rows } = await timedQuery(asPoolClient(client), { text: 'SELECT $1::int AS n', values: [7], rowMode: 'array' } as never, undefined, 5000);
     const { millis, error } = await elapsedOf(() => timedQuery(asPoolClient(client), { text: 'SELECT pg_sleep(3)', query_timeout: 250 } as never, undefined, 10_000));

@@ -1,20 +1,78 @@
 // Sends one statement with its own client timeout as a pg.Query object. pg clones a plain query config on every
 // call (and captures a new stack trace for its promise), which was the largest single cost of query() in the
-// benchmarks; a Query instance is used as it is, and its timeout is honoured all the same.
+// benchmarks; a Query instance is used as it is. The timeout is kept here rather than by pg, which arms and clears
+// a timer per statement: one timer, armed for the earliest expiry, serves every statement in flight.
 import { Query, type PoolClient, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import { InvalidParameterError } from './errors';
 
-type QueryWithTimeout<T extends QueryResultRow> = Query & {
-  query_timeout?: number;
+type QueryWithCallback<T extends QueryResultRow> = Query & {
   callback?: (err: Error | null, result: QueryResult<T>) => void;
 };
+
+/** A statement in flight with a client timeout. */
+interface Watched {
+  readonly expiresAt: number;
+  readonly expire: () => void;
+}
+
+/**
+ * The client timeouts of all statements in flight, on one unref'd timer armed for the earliest expiry. A statement
+ * that finishes only leaves the set; the timer, when it fires, expires what is due and re-arms for the rest. In the
+ * usual run of statements each expiring later than the last, the timer is armed once per timeout period, not once
+ * per statement. Like any timer it cannot fire while a Lambda sandbox is frozen: it fires on thaw if it is due.
+ */
+class TimeoutWatch {
+  private readonly inFlight = new Set<Watched>();
+  private timer?: NodeJS.Timeout;
+  private armedFor = Infinity;
+
+  add(timeoutMillis: number, expire: () => void): Watched {
+    const watched = { expiresAt: Date.now() + timeoutMillis, expire };
+    this.inFlight.add(watched);
+    if (watched.expiresAt < this.armedFor) this.arm(watched.expiresAt);
+    return watched;
+  }
+
+  delete(watched: Watched): void {
+    this.inFlight.delete(watched);
+  }
+
+  private arm(at: number): void {
+    clearTimeout(this.timer);
+    this.armedFor = at;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - Date.now()));
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    const now = Date.now();
+    const due: Watched[] = [];
+    let next = Infinity;
+    for (const watched of this.inFlight) {
+      if (watched.expiresAt <= now) due.push(watched);
+      else next = Math.min(next, watched.expiresAt);
+    }
+    for (const watched of due) this.inFlight.delete(watched);
+    if (next !== Infinity) this.arm(next);
+    // Last: an expiry may start another statement, which arms the timer itself if it expires sooner.
+    for (const watched of due) watched.expire();
+  }
+}
+
+const timeouts = new TimeoutWatch();
 
 /** A statement as text, or as a query config object (name, rowMode, types, …) without a callback. */
 export type Statement = string | QueryConfig;
 
 /**
  * Sends `statement` on `client` (through `send`, e.g. the unwrapped client.query) with a client timeout in
- * milliseconds, unless a config object brings its own query_timeout. `callback` runs once.
+ * milliseconds (none for 0), unless a config object brings its own query_timeout. `callback` runs once.
+ *
+ * When the timeout passes first, `callback` gets an error with the message of pg's own read timeout ("Query read
+ * timeout"), which classify.ts maps to QueryTimeoutError: the statement may still run on the server, so the client
+ * is discarded, as after pg's own timeout.
  *
  * pg converts the parameters while it sends, and reports a conversion that throws (a circular object, a
  * toPostgres() that fails) before client.query() returns: such a failure arrives here as an InvalidParameterError,
@@ -29,16 +87,21 @@ export function sendQuery<T extends QueryResultRow = QueryResultRow>(
   callback: (err: Error | null, result: QueryResult<T>) => void,
   send: PoolClient['query'] = client.query,
 ): void {
-  const query = new Query(statement as never, values as never) as QueryWithTimeout<T>;
+  const query = new Query(statement as never, values as never) as QueryWithCallback<T>;
   const own = typeof statement === 'object' ? (statement as { query_timeout?: number }).query_timeout : undefined;
-  query.query_timeout = own !== undefined ? own : timeoutMillis;
+  // pg arms no timer of its own: the client's connection parameters carry no query_timeout and the Query none.
+  const millis = own !== undefined ? own : timeoutMillis;
   let sending = true;
   let settled = false;
-  query.callback = (err, result) => {
+  let watched: Watched | undefined;
+  const settle = (err: Error | null, result: QueryResult<T> | undefined) => {
     if (settled) return;
     settled = true;
-    callback(err && sending ? notRun(err) : err, result);
+    if (watched) timeouts.delete(watched);
+    callback(err && sending ? notRun(err) : err, result as QueryResult<T>);
   };
+  if (millis > 0) watched = timeouts.add(millis, () => settle(new Error('Query read timeout'), undefined));
+  query.callback = settle;
   try {
     (send as (query: unknown) => unknown).call(client, query);
   } finally {
