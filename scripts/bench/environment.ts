@@ -73,8 +73,10 @@ export async function describeServer(env: BenchEnvironment): Promise<string> {
   try {
     const show = async (name: string) => (await client.query(`SHOW ${name}`)).rows[0][name] as string;
     const version = await show('server_version');
-    const settings = ['fsync', 'synchronous_commit', 'ssl'].map(async (name) => `${name}=${await show(name)}`);
-    return `${version} (${(await Promise.all(settings)).join(', ')}; TLS verify-full against a generated CA, scram-sha-256)`;
+    // One statement at a time: pg 9 will not queue concurrent queries on one client.
+    const settings: string[] = [];
+    for (const name of ['fsync', 'synchronous_commit', 'ssl']) settings.push(`${name}=${await show(name)}`);
+    return `${version} (${settings.join(', ')}; TLS verify-full against a generated CA, scram-sha-256)`;
   } finally {
     await client.end();
   }
