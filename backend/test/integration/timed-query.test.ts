@@ -91,14 +91,16 @@ describe('timedQuery', () => {
     expect(error).toBeUndefined();
   });
 
-  it('expires each statement in flight at its own time when a shorter timeout starts after a longer one', async () => {
-    const other = await adminClient();
+  it('expires each statement in flight at its own time, whatever the order they started and finished in', async () => {
+    const others = [await adminClient(), await adminClient()];
     try {
       const longer = elapsedOf(() => timedQuery(asPoolClient(client), 'SELECT pg_sleep(4)', undefined, 1500));
-      const shorter = elapsedOf(() => timedQuery(asPoolClient(other), 'SELECT pg_sleep(4)', undefined, 300));
+      const quick = elapsedOf(() => timedQuery(asPoolClient(others[0]), 'SELECT pg_sleep(0.1)', undefined, 5000));
+      const shorter = elapsedOf(() => timedQuery(asPoolClient(others[1]), 'SELECT pg_sleep(4)', undefined, 300));
 
-      const [late, early] = await Promise.all([longer, shorter]);
+      const [late, done, early] = await Promise.all([longer, quick, shorter]);
 
+      expect(done.error).toBeUndefined();
       expect((early.error as Error).message).toBe('Query read timeout');
       expect(early.millis).toBeGreaterThanOrEqual(295);
       expect(early.millis).toBeLessThan(1200);
@@ -106,7 +108,7 @@ describe('timedQuery', () => {
       expect(late.millis).toBeGreaterThanOrEqual(1495);
       expect(late.millis).toBeLessThan(3500);
     } finally {
-      await other.end().catch(() => undefined);
+      await Promise.all(others.map((other) => other.end().catch(() => undefined)));
     }
   });
 

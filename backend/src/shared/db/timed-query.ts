@@ -9,32 +9,46 @@ type QueryWithCallback<T extends QueryResultRow> = Query & {
   callback?: (err: Error | null, result: QueryResult<T>) => void;
 };
 
-/** A statement in flight with a client timeout. */
+/** A statement in flight with a client timeout: a node of TimeoutWatch's list. */
 interface Watched {
   readonly expiresAt: number;
   readonly expire: () => void;
+  prev?: Watched;
+  next?: Watched;
+  /** False once it left the list (settled or expired). */
+  listed: boolean;
 }
 
 /**
  * The client timeouts of all statements in flight, on one unref'd timer armed for the earliest expiry. A statement
- * that finishes only leaves the set; the timer, when it fires, expires what is due and re-arms for the rest. In the
- * usual run of statements each expiring later than the last, the timer is armed once per timeout period, not once
- * per statement. Like any timer it cannot fire while a Lambda sandbox is frozen: it fires on thaw if it is due.
+ * that finishes only leaves the list (a doubly linked one: no hashing per statement); the timer, when it fires,
+ * expires what is due and re-arms for the rest. In the usual run of statements each expiring later than the last,
+ * the timer is armed once per timeout period, not once per statement. Like any timer it cannot fire while a Lambda
+ * sandbox is frozen: it fires on thaw if it is due.
  */
 class TimeoutWatch {
-  private readonly inFlight = new Set<Watched>();
+  private head?: Watched;
+  private tail?: Watched;
   private timer?: NodeJS.Timeout;
   private armedFor = Infinity;
 
   add(timeoutMillis: number, expire: () => void): Watched {
-    const watched = { expiresAt: Date.now() + timeoutMillis, expire };
-    this.inFlight.add(watched);
+    const watched: Watched = { expiresAt: Date.now() + timeoutMillis, expire, prev: this.tail, next: undefined, listed: true };
+    if (this.tail) this.tail.next = watched;
+    else this.head = watched;
+    this.tail = watched;
     if (watched.expiresAt < this.armedFor) this.arm(watched.expiresAt);
     return watched;
   }
 
   delete(watched: Watched): void {
-    this.inFlight.delete(watched);
+    if (!watched.listed) return;
+    watched.listed = false;
+    if (watched.prev) watched.prev.next = watched.next;
+    else this.head = watched.next;
+    if (watched.next) watched.next.prev = watched.prev;
+    else this.tail = watched.prev;
+    watched.prev = watched.next = undefined;
   }
 
   private arm(at: number): void {
@@ -50,11 +64,11 @@ class TimeoutWatch {
     const now = Date.now();
     const due: Watched[] = [];
     let next = Infinity;
-    for (const watched of this.inFlight) {
+    for (let watched = this.head; watched; watched = watched.next) {
       if (watched.expiresAt <= now) due.push(watched);
       else next = Math.min(next, watched.expiresAt);
     }
-    for (const watched of due) this.inFlight.delete(watched);
+    for (const watched of due) this.delete(watched);
     if (next !== Infinity) this.arm(next);
     // Last: an expiry may start another statement, which arms the timer itself if it expires sooner.
     for (const watched of due) watched.expire();
