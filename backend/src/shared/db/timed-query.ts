@@ -61,10 +61,12 @@ class TimeoutWatch {
   private fire(): void {
     this.timer = undefined;
     this.armedFor = Infinity;
+    // Nothing in flight (the usual case once work stops): nothing to read, not even the clock.
+    if (!this.head) return;
     const now = Date.now();
     const due: Watched[] = [];
     let next = Infinity;
-    for (let watched = this.head; watched; watched = watched.next) {
+    for (let watched: Watched | undefined = this.head; watched; watched = watched.next) {
       if (watched.expiresAt <= now) due.push(watched);
       else next = Math.min(next, watched.expiresAt);
     }
