@@ -266,6 +266,33 @@ describe('a parameter pg cannot convert', () => {
     expect(rows).toEqual([{ n: 1 }]);
   });
 
+  it('fails the same on a connection opened for it, with the credentials already cached', async () => {
+    const retries: RetryEvent[] = [];
+    const db = database({ poolMax: 2, hooks: { onRetry: (event) => retries.push(event) } });
+    await db.query('SELECT 1');
+    const held = await db.getClient();
+
+    const error = await db.query('SELECT $1::text AS v', [unconvertible()], { idempotent: true }).catch((e: unknown) => e);
+    held.release();
+
+    expect(error).toBeInstanceOf(InvalidParameterError);
+    expect(error).toMatchObject({ attempts: 1 });
+    expect(retries).toEqual([]);
+  });
+
+  it('fails withTransaction once for a statement queued behind another on its client', async () => {
+    const db = database();
+    const runs: number[] = [];
+
+    const error = await db.withTransaction(async (client, tx) => {
+      runs.push(tx.attempt);
+      await Promise.all([client.query('SELECT pg_sleep(0.05)'), client.query('INSERT INTO notes (body) VALUES ($1::text)', [unconvertible()])]);
+    }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(InvalidParameterError);
+    expect(runs).toEqual([1]);
+  });
+
   it('fails withTransaction without rerunning the callback, for text and for config objects, and commits nothing', async () => {
     const db = database();
     const runs: number[] = [];

@@ -112,6 +112,28 @@ describe('timedQuery', () => {
     }
   });
 
+  it('takes a statement that times out while queued behind another out of the queue, so it never runs', async () => {
+    const busy = timedQuery(asPoolClient(client), 'SELECT pg_sleep(0.6)', undefined, 0);
+    const queued = elapsedOf(() => timedQuery(asPoolClient(client), "SELECT set_config('probe.ran', 'yes', false)", undefined, 200));
+
+    const [{ error, millis }] = await Promise.all([queued, busy]);
+    const { rows } = await timedQuery<{ ran: string | null }>(asPoolClient(client), "SELECT current_setting('probe.ran', true) AS ran", undefined, 5000);
+
+    expect((error as Error).message).toBe('Query read timeout');
+    expect(millis).toBeLessThan(550);
+    expect(rows[0].ran ?? '').toBe('');
+  });
+
+  it('throws what the send throws, and calls back neither then nor at the timeout', async () => {
+    const outcomes: unknown[] = [];
+    const failingSend = (() => { throw new TypeError('refused before sending'); }) as unknown as PoolClient['query'];
+
+    expect(() => sendQuery(asPoolClient(client), 'SELECT 1', undefined, 50, (err) => outcomes.push(err), failingSend)).toThrow('refused before sending');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(outcomes).toEqual([]);
+  });
+
   it('arms at most one timer for a run of statements, not one per statement', async () => {
     const armed = jest.spyOn(global, 'setTimeout');
     try {

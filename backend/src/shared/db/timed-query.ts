@@ -5,9 +5,24 @@
 import { Query, type PoolClient, type QueryConfig, type QueryResult, type QueryResultRow } from 'pg';
 import { InvalidParameterError } from './errors';
 
-type QueryWithCallback<T extends QueryResultRow> = Query & {
-  callback?: (err: Error | null, result: QueryResult<T>) => void;
-};
+/**
+ * A pg.Query that knows when it is converting its parameters. pg converts them in prepare(), when the statement is
+ * sent (at once on an idle client, later when queued), and reports a conversion that throws (a circular object, a
+ * toPostgres() that fails) from inside prepare(); no answer of the server's is handled there.
+ */
+class ConvertingQuery<T extends QueryResultRow> extends Query {
+  converting = false;
+  declare callback?: (err: Error | null, result: QueryResult<T>) => void;
+
+  prepare(connection: unknown): void {
+    this.converting = true;
+    try {
+      (Query.prototype as unknown as { prepare(connection: unknown): void }).prepare.call(this, connection);
+    } finally {
+      this.converting = false;
+    }
+  }
+}
 
 /** A statement in flight with a client timeout: a node of TimeoutWatch's list. */
 interface Watched {
@@ -26,6 +41,8 @@ interface Watched {
  * the timer is armed once per timeout period, not once per statement. Like any timer it cannot fire while a Lambda
  * sandbox is frozen: it fires on thaw if it is due.
  */
+const MAX_TIMER_MILLIS = 2 ** 31 - 1;
+
 class TimeoutWatch {
   private head?: Watched;
   private tail?: Watched;
@@ -54,7 +71,8 @@ class TimeoutWatch {
   private arm(at: number): void {
     clearTimeout(this.timer);
     this.armedFor = at;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, at - Date.now()));
+    // setTimeout takes at most 2^31 - 1 ms (24.8 days); a later expiry re-arms when that passes.
+    this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMER_MILLIS, Math.max(0, at - Date.now())));
     this.timer.unref();
   }
 
@@ -73,7 +91,13 @@ class TimeoutWatch {
     for (const watched of due) this.delete(watched);
     if (next !== Infinity) this.arm(next);
     // Last: an expiry may start another statement, which arms the timer itself if it expires sooner.
-    for (const watched of due) watched.expire();
+    for (const watched of due) {
+      try {
+        watched.expire();
+      } catch {
+        // An expiry only settles a statement; one that throws must not keep the others from expiring.
+      }
+    }
   }
 }
 
@@ -90,10 +114,10 @@ export type Statement = string | QueryConfig;
  * timeout"), which classify.ts maps to QueryTimeoutError: the statement may still run on the server, so the client
  * is discarded, as after pg's own timeout.
  *
- * pg converts the parameters while it sends, and reports a conversion that throws (a circular object, a
- * toPostgres() that fails) before client.query() returns: such a failure arrives here as an InvalidParameterError,
- * since no answer of the server's can come that soon and the statement was not run. pg then calls back a second
- * time, when the server answers the Sync it sent after the failure; that call is ignored.
+ * A parameter pg cannot convert arrives here as an InvalidParameterError: the statement was not run. pg then calls
+ * back a second time, when the server answers the Sync it sent after the failure; that call is ignored. A statement
+ * that times out before pg sent it (queued behind another on the same client) is taken out of pg's queue, as pg's
+ * own timeout does, so that it never runs after its caller was told it failed.
  */
 export function sendQuery<T extends QueryResultRow = QueryResultRow>(
   client: PoolClient,
@@ -103,26 +127,42 @@ export function sendQuery<T extends QueryResultRow = QueryResultRow>(
   callback: (err: Error | null, result: QueryResult<T>) => void,
   send: PoolClient['query'] = client.query,
 ): void {
-  const query = new Query(statement as never, values as never) as QueryWithCallback<T>;
+  const query = new ConvertingQuery<T>(statement as never, values as never);
   const own = typeof statement === 'object' ? (statement as { query_timeout?: number }).query_timeout : undefined;
   // pg arms no timer of its own: the client's connection parameters carry no query_timeout and the Query none.
   const millis = own !== undefined ? own : timeoutMillis;
-  let sending = true;
   let settled = false;
   let watched: Watched | undefined;
   const settle = (err: Error | null, result: QueryResult<T> | undefined) => {
     if (settled) return;
     settled = true;
     if (watched) timeouts.delete(watched);
-    callback(err && sending ? notRun(err) : err, result as QueryResult<T>);
+    callback(err && query.converting ? notRun(err) : err, result as QueryResult<T>);
   };
-  if (millis > 0) watched = timeouts.add(millis, () => settle(new Error('Query read timeout'), undefined));
+  if (millis > 0) {
+    watched = timeouts.add(millis, () => {
+      unqueue(client, query);
+      settle(new Error('Query read timeout'), undefined);
+    });
+  }
   query.callback = settle;
   try {
     (send as (query: unknown) => unknown).call(client, query);
-  } finally {
-    sending = false;
+  } catch (err) {
+    // Thrown before anything was sent (pg checks some config fields outside its own error handling): the caller
+    // gets the throw, and no later timeout or answer calls back.
+    settled = true;
+    if (watched) timeouts.delete(watched);
+    throw err;
   }
+}
+
+/** Takes a statement pg has not sent yet out of the client's queue (pg 8 keeps it in `_queryQueue`). */
+function unqueue(client: PoolClient, query: Query): void {
+  const queue = (client as unknown as { _queryQueue?: unknown })._queryQueue;
+  if (!Array.isArray(queue)) return;
+  const index = queue.indexOf(query);
+  if (index >= 0) queue.splice(index, 1);
 }
 
 function notRun(cause: Error): InvalidParameterError {
