@@ -45,35 +45,54 @@ export function createSdkFetcher(config: DbConfig): SecretFetcher {
   };
 }
 
-/** Reads through the Lambda extension's HTTP API, authenticated with the sandbox's AWS_SESSION_TOKEN. */
-export function createExtensionFetcher(config: DbConfig): SecretFetcher {
+/**
+ * Reads through the Lambda extension's HTTP API, authenticated with the sandbox's AWS_SESSION_TOKEN. The whole
+ * exchange is bounded (a socket timeout alone would let a body that trickles in, or a connection that closes
+ * mid-answer, hold the shared fetch, and with it every caller in the sandbox, forever); it settles once.
+ */
+export function createExtensionFetcher(config: DbConfig, timeoutMillis = EXTENSION_TIMEOUT_MILLIS): SecretFetcher {
   const secretId = config.secretId as string;
   return (stage) =>
     new Promise((resolve, reject) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        outcome();
+      };
       const fail = (why: string, cause?: unknown) =>
-        reject(new CredentialsError(`Reading secret ${secretId} (${stage}) through the Parameters and Secrets Lambda Extension on port ${config.extensionPort} failed: ${why}.`, { cause }));
+        settle(() => reject(new CredentialsError(`Reading secret ${secretId} (${stage}) through the Parameters and Secrets Lambda Extension on port ${config.extensionPort} failed: ${why}.`, { cause })));
       if (!config.extensionToken) {
         fail('AWS_SESSION_TOKEN is not set, and the extension requires it');
         return;
       }
       const path = `/secretsmanager/get?secretId=${encodeURIComponent(secretId)}&versionStage=${stage}`;
-      const req = request(
-        { host: 'localhost', port: config.extensionPort, path, headers: { 'X-Aws-Parameters-Secrets-Token': config.extensionToken }, timeout: EXTENSION_TIMEOUT_MILLIS },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => {
-            // The body of an error answer is not quoted: only the status names the problem.
-            if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}`);
-            try {
-              resolve((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { SecretString?: string }).SecretString);
-            } catch {
-              fail('the answer was not JSON');
-            }
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('timeout')));
+      const req = request({ host: 'localhost', port: config.extensionPort, path, headers: { 'X-Aws-Parameters-Secrets-Token': config.extensionToken } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', (err) => fail('the answer was cut off', err));
+        // A connection closed mid-answer ends neither the response nor the request with an event of its own.
+        res.on('close', () => {
+          if (!res.complete) fail('the answer was cut off');
+        });
+        res.on('end', () => {
+          // The body of an error answer is not quoted: only the status names the problem.
+          if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}`);
+          let secretString: string | undefined;
+          try {
+            secretString = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { SecretString?: string }).SecretString;
+          } catch {
+            return fail('the answer was not JSON');
+          }
+          settle(() => resolve(secretString));
+        });
+      });
+      timer = setTimeout(() => {
+        fail(`no complete answer within ${timeoutMillis} ms`);
+        req.destroy();
+      }, timeoutMillis);
       req.on('error', (err) => fail((err as NodeJS.ErrnoException).code ?? err.message, err));
       req.end();
     });
