@@ -146,6 +146,17 @@ describe('SecretsManagerCredentials', () => {
     expect(JSON.stringify(fakeLogger.warn.mock.calls)).not.toContain('pw-1');
   });
 
+  it('says in its warning why the refresh failed, by the error name the SDK gave', async () => {
+    secretsManager.on(GetSecretValueCommand).resolvesOnce({ SecretString: secretString('pw-1') }).rejects(sdkError('ThrottlingException'));
+    const provider = createProvider();
+    await provider.get();
+
+    clock += TTL_MILLIS + 1;
+    await provider.get();
+
+    expect(fakeLogger.warn).toHaveBeenCalledWith(expect.stringMatching(/last good/), expect.objectContaining({ error: expect.stringContaining('ThrottlingException') }));
+  });
+
   it('fails once the grace period is over', async () => {
     secretsManager.on(GetSecretValueCommand).resolvesOnce({ SecretString: secretString('pw-1') }).rejects(sdkError('InternalServiceError'));
     const provider = createProvider();
@@ -228,6 +239,22 @@ describe('SecretsManagerCredentials', () => {
       expect(provider.peek()).toBeUndefined();
     });
 
+    it('serves an AWSPENDING version through an outage only for the grace period counted from its own minute', async () => {
+      secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSCURRENT' }).resolvesOnce({ SecretString: secretString('old') }).resolvesOnce({ SecretString: secretString('old') }).rejects(sdkError('InternalServiceError'));
+      secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPENDING' }).resolves({ SecretString: secretString('rotated') });
+      const provider = createProvider();
+      const rejected = await provider.get();
+      await provider.refreshAfterRejection(rejected);
+      const pendingAt = clock;
+
+      clock = pendingAt + 60_000 + 1;
+      const stillServed = (await provider.get()).password;
+      clock = pendingAt + 60_000 + GRACE_MILLIS + 1;
+
+      expect(stillServed).toBe('rotated');
+      await expect(provider.get()).rejects.toBeInstanceOf(CredentialsError);
+    });
+
     it('keeps the AWSCURRENT password when there is no AWSPENDING version', async () => {
       secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSCURRENT' }).resolves({ SecretString: secretString('old') });
       secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPENDING' }).rejects(sdkError('ResourceNotFoundException'));
@@ -277,6 +304,21 @@ describe('SecretsManagerCredentials', () => {
 
     expect(fetchCount()).toBe(2);
   });
+});
+
+it('does not cache what a fetch begun before clear() brings, so the next call fetches again', async () => {
+  let answer: (value: { SecretString: string }) => void = () => undefined;
+  secretsManager.on(GetSecretValueCommand).callsFakeOnce(() => new Promise((resolve) => (answer = resolve))).resolves({ SecretString: secretString('pw-2') });
+  const provider = createProvider();
+  const before = provider.get();
+  await new Promise((resolve) => setImmediate(resolve));
+
+  provider.clear();
+  answer({ SecretString: secretString('pw-1') });
+
+  expect((await before).password).toBe('pw-1');
+  expect(provider.peek()).toBeUndefined();
+  expect((await provider.get()).password).toBe('pw-2');
 });
 
 describe('UrlCredentials', () => {

@@ -143,3 +143,24 @@ describe('IamCredentials with the default signer', () => {
     }
   });
 });
+
+describe('IamCredentials.clear()', () => {
+  it('does not cache a token whose signing began before it, so the next call signs again', async () => {
+    const tokens = ['token-1', 'token-2'];
+    let finishFirst: () => void = () => undefined;
+    const signer = jest.fn(() => {
+      const token = tokens.shift()!;
+      return token === 'token-1' ? new Promise<string>((resolve) => (finishFirst = () => resolve(token))) : Promise.resolve(token);
+    });
+    const provider = new IamCredentials(iamConfig({ iamTokenSigner: signer }));
+    const before = provider.get();
+
+    provider.clear();
+    finishFirst();
+
+    expect((await before).password).toBe('token-1');
+    expect(provider.peek()).toBeUndefined();
+    expect((await provider.get()).password).toBe('token-2');
+    expect(signer).toHaveBeenCalledTimes(2);
+  });
+});

@@ -34,6 +34,8 @@ interface CacheEntry {
   credentials: DbCredentials;
   fetchedAt: number;
   expiresAt: number;
+  /** This entry's lifetime (shorter for an AWSPENDING version); the grace period after a failed refresh follows it. */
+  ttlMillis: number;
 }
 
 /** Reads the secret's AWSCURRENT (or AWSPENDING) version from Secrets Manager and caches it. */
@@ -42,6 +44,8 @@ export class SecretsManagerCredentials implements CredentialsProvider {
   private entry?: CacheEntry;
   private readonly flight = new SingleFlight<DbCredentials>();
   private lastForcedAt = -Infinity;
+  /** Bumped by clear(): a fetch that started before it does not fill the cache. */
+  private generation = 0;
 
   constructor(
     private readonly config: DbConfig,
@@ -75,10 +79,12 @@ export class SecretsManagerCredentials implements CredentialsProvider {
     this.entry = undefined;
     this.flight.clear();
     this.lastForcedAt = -Infinity;
+    this.generation++;
   }
 
   private async refresh(reason: CredentialsRefreshEvent['reason'], rejectedPassword?: string): Promise<DbCredentials> {
     const event = (ok: boolean, stale: boolean) => callHook(this.config.hooks.onCredentialsRefresh, { source: this.description, reason, ok, stale }, this.log.warn);
+    const generation = this.generation;
     try {
       let credentials = await this.fetch('AWSCURRENT');
       let ttlMillis = this.config.credentialsTtlMillis;
@@ -91,17 +97,19 @@ export class SecretsManagerCredentials implements CredentialsProvider {
         }
       }
       const now = this.now();
-      // Up to 10 % shorter, so a fleet of sandboxes does not refresh in step.
-      this.entry = { credentials, fetchedAt: now, expiresAt: now + ttlMillis * (1 - 0.1 * this.random()) };
+      // Up to 10 % shorter, so a fleet of sandboxes does not refresh in step. After clear(), the callers already
+      // waiting get what was fetched, but the cache stays empty: the next call fetches again.
+      if (generation === this.generation) this.entry = { credentials, fetchedAt: now, expiresAt: now + ttlMillis * (1 - 0.1 * this.random()), ttlMillis };
       event(true, false);
       return credentials;
     } catch (err) {
       const entry = this.entry;
       const now = this.now();
-      if (entry && now < entry.fetchedAt + this.config.credentialsTtlMillis + this.config.credentialsGraceMillis) {
+      if (entry && generation === this.generation && now < entry.fetchedAt + entry.ttlMillis + this.config.credentialsGraceMillis) {
         entry.expiresAt = now + RETRY_AFTER_FAILURE_MILLIS;
+        // The message names the secret and the SDK's error name (throttling, access denied, a malformed secret), never a value.
         this.log.warn('Refreshing database credentials failed; serving the last good ones.', {
-          source: this.description, error: (err as Error).name, ageMillis: now - entry.fetchedAt,
+          source: this.description, error: err instanceof Error ? err.message : String(err), ageMillis: now - entry.fetchedAt,
         });
         event(false, true);
         return entry.credentials;

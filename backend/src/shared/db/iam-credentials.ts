@@ -41,6 +41,8 @@ export class IamCredentials implements CredentialsProvider {
   private entry?: { credentials: DbCredentials; expiresAt: number };
   private readonly flight = new SingleFlight<DbCredentials>();
   private readonly identity: Omit<DbCredentials, 'password'>;
+  /** Bumped by clear(): a signature that started before it does not fill the cache. */
+  private generation = 0;
 
   constructor(
     private readonly config: DbConfig,
@@ -72,11 +74,13 @@ export class IamCredentials implements CredentialsProvider {
   clear(): void {
     this.entry = undefined;
     this.flight.clear();
+    this.generation++;
   }
 
   private async sign(): Promise<DbCredentials> {
     const { user, host, port } = this.identity;
     const startedAt = this.now();
+    const generation = this.generation;
     let token: string;
     try {
       token = await (this.config.iamTokenSigner ?? defaultSigner)({ hostname: host, port, username: user, region: this.config.region });
@@ -85,7 +89,7 @@ export class IamCredentials implements CredentialsProvider {
       throw new CredentialsError(`Signing an IAM authentication token for ${user}@${host} failed (${(err as Error)?.name ?? 'Error'}); check AWS_REGION and the role's rds-db:connect permission.`, { cause: err });
     }
     const credentials = makeCredentials(this.identity, token);
-    this.entry = { credentials, expiresAt: startedAt + IAM_TOKEN_REUSE_MILLIS };
+    if (generation === this.generation) this.entry = { credentials, expiresAt: startedAt + IAM_TOKEN_REUSE_MILLIS };
     return credentials;
   }
 }
