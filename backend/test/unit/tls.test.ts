@@ -60,6 +60,14 @@ describe('resolveSsl', () => {
     expect(resolveSsl(config({ ssl: 'disable' }), log, 'h')).toBe(false);
     expect(resolveSsl(config({ ssl: 'require' }), log, 'h')).toEqual({ rejectUnauthorized: false, minVersion: 'TLSv1.2' });
     expect(warnings).toEqual([expect.stringMatching(/TLS is disabled/), expect.stringMatching(/verification is disabled/)]);
+    expect(warnings[1]).not.toMatch(/CA/);
+  });
+
+  it('says that a CA given with DB_SSL=require is not used, since libpq would verify against it', () => {
+    const ssl = resolveSsl(config({ ssl: 'require', sslCaFile: '/any/ca.pem' }), log, 'h');
+
+    expect(ssl).toEqual({ rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+    expect(warnings).toEqual([expect.stringMatching(/verification is disabled .*The configured CA is not used: set DB_SSL=verify-full/)]);
   });
 });
 

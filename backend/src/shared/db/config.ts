@@ -160,11 +160,13 @@ function integer(option: number | undefined, env: Env, name: string, min: number
   return value * scale;
 }
 
-function oneOf<T extends string>(option: T | undefined, env: Env, name: string, allowed: readonly T[], fallback: T): T {
+/** Reads one of `allowed` from an option (named `optionName` in errors) or an environment variable. */
+function oneOf<T extends string>(option: T | undefined, env: Env, name: string, allowed: readonly T[], fallback: T, optionName: string): T {
   const value = option ?? (env[name]?.trim().toLowerCase() || undefined);
   if (value === undefined) return fallback;
   if (!allowed.includes(value as T)) {
-    throw new ConfigurationError(`Expected ${name} to be one of ${allowed.join(', ')}, got "${value}".`);
+    const what = option !== undefined ? `option ${optionName}` : name;
+    throw new ConfigurationError(`Expected ${what} to be one of ${allowed.join(', ')}, got "${value}".`);
   }
   return value as T;
 }
@@ -182,9 +184,9 @@ function parseDatabaseUrl(url: string): { credentials: UrlCredentials; sslMode?:
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
     throw new ConfigurationError(`Expected DATABASE_URL to start with postgres:// or postgresql://, got "${parsed.protocol}//".`);
   }
-  const unsupported = [...parsed.searchParams.keys()].filter((key) => key !== 'sslmode');
-  if (unsupported.length) {
-    throw new ConfigurationError(`DATABASE_URL parameter ${unsupported.join(', ')} is not supported; use the DB_* variables instead.`);
+  // The keys are not quoted: a password with an unencoded "?" would be read as one.
+  if ([...parsed.searchParams.keys()].some((key) => key !== 'sslmode')) {
+    throw new ConfigurationError('Expected DATABASE_URL to carry no query parameter but sslmode (use the DB_* variables for the rest, and percent-encode a "?" in the password).');
   }
   const rawMode = parsed.searchParams.get('sslmode');
   const sslMode = rawMode === null ? undefined : URL_SSL_MODES[rawMode];
@@ -214,7 +216,7 @@ function parseDatabaseUrl(url: string): { credentials: UrlCredentials; sslMode?:
 export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env): DbConfig {
   const secret = options.secretId ? ['secretId', options.secretId] : firstEnv(env, ['DB_SECRET_ID', 'RDS_SECRET_ARN', 'AWS_SECRET_NAME']);
   const databaseUrl = options.databaseUrl ?? (env.DATABASE_URL?.trim() || undefined);
-  const auth = oneOf(options.auth, env, 'DB_AUTH', AUTH_MODES, 'password');
+  const auth = oneOf(options.auth, env, 'DB_AUTH', AUTH_MODES, 'password', 'auth');
   const fromUrl = !secret && databaseUrl ? parseDatabaseUrl(databaseUrl) : undefined;
   const host = options.host ?? (env.DB_HOST?.trim() || undefined);
   const user = options.user ?? (env.DB_USER?.trim() || undefined);
@@ -226,7 +228,7 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
     throw new ConfigurationError('No database credentials are configured: set DB_SECRET_ID (a Secrets Manager secret name or ARN) or DATABASE_URL.');
   }
 
-  const ssl = oneOf(options.ssl, env, 'DB_SSL', SSL_MODES, fromUrl?.sslMode ?? 'verify-full');
+  const ssl = oneOf(options.ssl, env, 'DB_SSL', SSL_MODES, fromUrl?.sslMode ?? 'verify-full', 'ssl');
   if (fromUrl?.sslMode && ssl !== fromUrl.sslMode) {
     throw new ConfigurationError(`DATABASE_URL's sslmode and DB_SSL disagree (${fromUrl.sslMode} vs ${ssl}); set only one.`);
   }
@@ -239,7 +241,7 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
 
   const config = {
     secretId: secret?.[1],
-    secretSource: oneOf(options.secretSource, env, 'DB_SECRET_SOURCE', SECRET_SOURCES, extensionPortSet ? 'extension' : 'sdk'),
+    secretSource: oneOf(options.secretSource, env, 'DB_SECRET_SOURCE', SECRET_SOURCES, extensionPortSet ? 'extension' : 'sdk', 'secretSource'),
     extensionPort: integer(options.extensionPort, env, 'PARAMETERS_SECRETS_EXTENSION_HTTP_PORT', 1, 65_535, 2773, 1, 'extensionPort'),
     auth,
     user,
@@ -248,7 +250,7 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
     host,
     readerHost: options.readerHost ?? (env.DB_READER_HOST?.trim() || undefined),
     readerPort: options.readerPort !== undefined || env.DB_READER_PORT?.trim() ? integer(options.readerPort, env, 'DB_READER_PORT', 1, 65_535, 5432, 1, 'readerPort') : undefined,
-    metrics: oneOf(options.metrics, env, 'DB_METRICS', ['off', 'emf'] as const, 'off'),
+    metrics: oneOf(options.metrics, env, 'DB_METRICS', ['off', 'emf'] as const, 'off', 'metrics'),
     handleSigterm: options.handleSigterm ?? !!env.AWS_LAMBDA_FUNCTION_NAME,
     port: options.port !== undefined || env.DB_PORT?.trim() ? integer(options.port, env, 'DB_PORT', 1, 65_535, 5432, 1, 'port') : undefined,
     database: options.database ?? (env.DB_NAME?.trim() || undefined),
@@ -274,7 +276,7 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
     applicationName: options.applicationName ?? (env.AWS_LAMBDA_FUNCTION_NAME?.trim() || 'lambda-pg'),
     secretsManagerClient: options.secretsManagerClient,
     logger: options.logger,
-    logLevel: oneOf(options.logLevel, env, 'DB_LOG_LEVEL', LOG_LEVELS, 'warn'),
+    logLevel: oneOf(options.logLevel, env, 'DB_LOG_LEVEL', LOG_LEVELS, 'warn', 'logLevel'),
     hooks: options.hooks ?? {},
   };
   if (fromUrl) Object.defineProperty(config, 'urlCredentials', { value: Object.freeze(fromUrl.credentials), enumerable: false });

@@ -67,7 +67,9 @@ export function resolveSsl(config: DbConfig, log: Logger, host: string): false |
     return false;
   }
   if (config.ssl === 'require') {
-    log.warn('TLS certificate verification is disabled (DB_SSL=require): the connection is encrypted but the server is not authenticated.');
+    // libpq treats sslmode=require with a root certificate as verify-ca; here a CA given with require is not used.
+    const ignoredCa = config.sslCa !== undefined || config.sslCaFile !== undefined ? ' The configured CA is not used: set DB_SSL=verify-full to verify against it.' : '';
+    log.warn(`TLS certificate verification is disabled (DB_SSL=require): the connection is encrypted but the server is not authenticated.${ignoredCa}`);
     return { rejectUnauthorized: false, minVersion: 'TLSv1.2' };
   }
   if (config.sslCa !== undefined) return { rejectUnauthorized: true, secureContext: secureContextFor(`pem:${config.sslCa}`, () => config.sslCa as string) };
