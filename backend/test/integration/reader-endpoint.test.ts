@@ -1,7 +1,9 @@
 // Reader endpoints (DB_READER_HOST): read-only work goes to a second, real PostgreSQL; writes never do; when the reader
 // is unreachable reads fall back to the writer, logged once. The servers are told apart with inet_server_port().
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
-import { createDatabase, Database, DbLogger } from '../../src/shared/db';
+import { createDatabase, Database, DbLogger, DeadlineExceededError } from '../../src/shared/db';
 import { createRole, createTestDatabase, testServer } from './support/postgres';
 import { PrivatePostgres, startPrivatePostgres } from './support/private-postgres';
 
@@ -11,11 +13,11 @@ let dbName: string;
 let dropDatabase: () => Promise<void>;
 const open: Database[] = [];
 
-function database(logger?: DbLogger): Database {
+function database(logger?: DbLogger, readerPort?: number): Database {
   const db = createDatabase({
     databaseUrl: `postgres://reader_test:reader-pass@${writer.host}:${writer.port}/${dbName}`,
     readerHost: 'localhost',
-    readerPort: reader.port,
+    readerPort: readerPort ?? reader.port,
     // Each test server has its own generated CA, so trust both.
     sslCa: `${writer.caPem}\n${reader.caPem}`,
     logger,
@@ -73,5 +75,27 @@ describe('reader endpoints', () => {
 
     expect(ports).toEqual([writer.port, writer.port, writer.port]);
     expect(warnings.filter((w) => /reader endpoint is unreachable/.test(w))).toHaveLength(1);
+  });
+
+  it('marks a reader that never answers as down even when the deadline is shorter than the connect timeout', async () => {
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const warnings: string[] = [];
+      const logger: DbLogger = { info: () => undefined, warn: (message) => warnings.push(message), error: () => undefined };
+      const db = database(logger, (silent.address() as AddressInfo).port);
+      const read = () => db.query('SELECT inet_server_port() AS port', [], { readOnly: true, deadline: Date.now() + 600 });
+
+      const first = await read().catch((e: unknown) => e);
+      const second = await read();
+
+      expect(first).toBeInstanceOf(DeadlineExceededError);
+      expect(second.rows[0].port).toBe(writer.port);
+      expect(warnings.filter((w) => /reader endpoint is unreachable/.test(w))).toHaveLength(1);
+    } finally {
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });

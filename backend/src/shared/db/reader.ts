@@ -4,7 +4,7 @@
 import type { PoolClient } from 'pg';
 import type { DbConfig } from './config';
 import type { CredentialsProvider, DbCredentials } from './credentials';
-import { AuthenticationError, ConnectionError, PoolExhaustedError, TlsError } from './errors';
+import { AuthenticationError, ConnectionError, DeadlineExceededError, PoolExhaustedError, TlsError } from './errors';
 import { IamCredentials } from './iam-credentials';
 import type { Logger } from './log';
 import type { PoolManager } from './pool';
@@ -64,11 +64,17 @@ export class ReadRouter implements ClientSource {
       } catch (err) {
         const failure = err instanceof AttemptFailed ? err.failure : undefined;
         const error = failure?.error;
-        // Only an unreachable reader falls back; a wrong CA or rejected credentials are configuration to fix.
-        const unreachable = error instanceof ConnectionError && failure?.retry === 'always' && !(error instanceof PoolExhaustedError || error instanceof TlsError || error instanceof AuthenticationError);
-        if (!unreachable || Date.now() >= deadline) throw err;
+        // Only an unreachable reader falls back; a wrong CA or rejected credentials are configuration to fix. A
+        // connect that ran into the deadline counts as unreachable too: with a deadline shorter than the connect
+        // timeout (a short Lambda), that is all a reader that drops packets ever shows.
+        const unreachable =
+          (error instanceof ConnectionError && failure?.retry === 'always' && !(error instanceof PoolExhaustedError || error instanceof TlsError || error instanceof AuthenticationError)) ||
+          (error instanceof DeadlineExceededError && error.phase === 'connect');
+        if (!unreachable) throw err;
         if (this.downUntil === 0) this.log.warn('The reader endpoint is unreachable; reads use the writer for now.', { error: error.code });
         this.downUntil = Date.now() + READER_RETRY_AFTER_MILLIS;
+        // Marked down even when no time is left to fall back: the next reads go to the writer at once.
+        if (Date.now() >= deadline) throw err;
         return this.own(await this.writer.acquire(deadline, validate), this.writer);
       }
     }
