@@ -2,7 +2,7 @@
 // credentials from Secrets Manager (the real SDK against a local endpoint), rotation, and the facade's lifecycle.
 import { startLocalSecretsManager, LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
 import {
-  AuthenticationError, createDatabase, Database, InvalidParameterError, ReadOnlyConnectionError, RetryEvent, TlsError,
+  AuthenticationError, createDatabase, Database, DeadlineExceededError, InvalidParameterError, ReadOnlyConnectionError, RetryEvent, TlsError,
   TransactionAbortedError, UniqueViolationError,
 } from '../../src/shared/db';
 import { adminClient, createRole, createTestDatabase, setRolePassword, terminateBackends, testServer } from './support/postgres';
@@ -224,6 +224,21 @@ describe('withTransaction', () => {
     const { rows } = await db.query('SELECT count(*)::int AS n FROM notes WHERE body = $1', ['swallowed']);
 
     expect(error).toBeInstanceOf(TransactionAbortedError);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('rolls back, definitively, a transaction whose callback leaves no time before the deadline to COMMIT', async () => {
+    const db = database();
+    const body = `late-${Date.now()}`;
+
+    const error = await db.withTransaction(async (client) => {
+      await client.query('INSERT INTO notes (body) VALUES ($1)', [body]);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }, { deadline: Date.now() + 300 }).catch((e: unknown) => e);
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM notes WHERE body = $1', [body]);
+
+    expect(error).toBeInstanceOf(DeadlineExceededError);
+    expect(error).toMatchObject({ phase: 'commit', ambiguous: false, retryable: false, attempts: 1 });
     expect(rows[0].n).toBe(0);
   });
 

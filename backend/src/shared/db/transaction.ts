@@ -3,10 +3,10 @@
 // with pg_xact_status() on a fresh connection (PostgreSQL 13+).
 import type { PoolClient, QueryResult } from 'pg';
 import { ClassifyOptions, classifyStatementFailure, Failure, isServerError } from './classify';
-import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, TransactionAbortedError } from './errors';
+import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, DeadlineExceededError, TransactionAbortedError } from './errors';
 import type { ClientSource } from './reader';
 import { Statement, timedQuery } from './timed-query';
-import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, RetryPolicy, withRetry } from './retry';
+import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, MIN_ATTEMPT_MILLIS, RetryPolicy, withRetry } from './retry';
 
 /** The isolation levels PostgreSQL implements. */
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
@@ -126,6 +126,13 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
       throw new AttemptFailed(failure, err);
     }
     restore();
+    if (policy.deadline - Date.now() < MIN_ATTEMPT_MILLIS) {
+      // A COMMIT sent with almost no time left would most likely time out and turn a sound transaction into one to
+      // settle: fail definitively instead. Closing the connection aborts the transaction on the server.
+      client.release(new Error('deadline reached before COMMIT'));
+      const late = new DeadlineExceededError('The deadline passed before COMMIT could be sent; the transaction was rolled back.', { phase: 'commit', ambiguous: false });
+      throw new AttemptFailed(classifyStatementFailure(late, 'commit'));
+    }
     try {
       const commit = await timedQuery(client, 'COMMIT', undefined, timeoutMillis());
       // COMMIT of a transaction whose error the callback swallowed answers ROLLBACK instead of failing.
