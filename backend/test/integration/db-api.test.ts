@@ -149,6 +149,34 @@ describe('getClient', () => {
     expect(db.poolCounts()).toMatchObject({ total: 1, idle: 1 });
   });
 
+  it('times out a statement on a checked-out client and destroys that client at release', async () => {
+    const db = database({ poolMax: 1, queryTimeoutMillis: 300 });
+    const client = await db.getClient();
+    const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const startedAt = Date.now();
+
+    const error = await client.query('SELECT pg_sleep(5)').catch((e: unknown) => e);
+    const millis = Date.now() - startedAt;
+    client.release();
+    const next = await db.getClient();
+    const nextPid = (await next.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    next.release();
+
+    expect((error as Error).message).toBe('Query read timeout');
+    expect(millis).toBeLessThan(2000);
+    expect(nextPid).not.toBe(pid);
+  });
+
+  it("clamps a checked-out client's statements to the deadline the caller gave, for callbacks too", async () => {
+    const db = database();
+    const client = await db.getClient({ deadline: Date.now() + 400 });
+
+    const viaCallback = await new Promise<Error | null>((resolve) => void client.query('SELECT pg_sleep(5)', (err: Error | null) => resolve(err)));
+    client.release();
+
+    expect(viaCallback?.message).toBe('Query read timeout');
+  });
+
   it('survives the backend being killed while a client is checked out', async () => {
     const db = database({ poolMax: 1, applicationName: 'killed-while-checked-out' });
     const client = await db.getClient();

@@ -11,7 +11,7 @@ import { createEmfReporter } from './metrics';
 import { PoolManager } from './pool';
 import { ClientSource, readerCredentials, ReadRouter } from './reader';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from './retry';
-import { sendQuery } from './timed-query';
+import { boundQueries, sendQuery } from './timed-query';
 import { runTransaction, TransactionCallback, TransactionOptions } from './transaction';
 
 /** Options of one query() call. */
@@ -175,7 +175,23 @@ export function createDatabase(options: DbOptions = {}): Database {
   async function getClient(deadlineOptions: DeadlineOptions = {}): Promise<PoolClient> {
     const deadline = resolveDeadline(deadlineOptions, config.operationTimeoutMillis, Date.now());
     // Only the connect phase is retried: what the caller runs on the client is the caller's.
-    return withRetry(() => pool.acquire(deadline, true), policy('connect', deadline, false));
+    const client = await withRetry(() => pool.acquire(deadline, true), policy('connect', deadline, false));
+    // Every statement gets the client timeout (statement timeout + 2 s), clamped to a deadline the caller gave
+    // (a Lambda context or an instant; the default operation budget only bounds the checkout). A statement that
+    // times out may still run on the server: the client is then destroyed at release.
+    const bounded = deadlineOptions.context !== undefined || deadlineOptions.deadline !== undefined;
+    const timeoutMillis = () => (bounded ? clampTimeoutMillis(config.queryTimeoutMillis, deadline) : config.queryTimeoutMillis);
+    const restore = boundQueries(client, timeoutMillis, {
+      observe: (err) => {
+        if (/Query read timeout/.test((err as Error)?.message ?? '')) pool.markLost(client, err as Error);
+      },
+    });
+    const release = client.release;
+    client.release = (err?: Error | boolean) => {
+      restore();
+      return release.call(client, err);
+    };
+    return client;
   }
 
   async function withTransaction<T>(fn: TransactionCallback<T>, txOptions: TransactionOptions = {}): Promise<T> {

@@ -283,6 +283,12 @@ export class PoolManager {
     return client;
   }
 
+  /** Marks a checked-out client as unfit to reuse (a statement on it timed out): its release destroys it. */
+  markLost(client: PoolClient, err: Error): void {
+    const state = this.states.get(client);
+    if (state) state.lostError ??= err;
+  }
+
   /** The error that killed the client's connection while it was checked out, if any. */
   lostError(client: PoolClient): Error | undefined {
     return this.states.get(client)?.lostError;

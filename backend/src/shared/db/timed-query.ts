@@ -181,3 +181,66 @@ export function timedQuery<T extends QueryResultRow = QueryResultRow>(
     sendQuery<T>(client, statement, values, timeoutMillis, (err, result) => (err ? reject(err) : resolve(result)), send);
   });
 }
+
+/** Gives a query config (text or object, not a Submittable such as a cursor) a client timeout unless it has one. */
+function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
+  if (typeof config === 'string') return { text: config, query_timeout: timeoutMillis() };
+  const object = config as { submit?: unknown; query_timeout?: number } | null;
+  if (!object || typeof object !== 'object' || typeof object.submit === 'function' || object.query_timeout !== undefined) return config;
+  return { ...object, query_timeout: timeoutMillis() };
+}
+
+/** Text, or a plain query config object with no callback and no submit() of its own. */
+function isStatement(config: unknown): config is Statement {
+  if (typeof config === 'string') return true;
+  const object = config as { submit?: unknown; callback?: unknown } | null;
+  return !!object && typeof object === 'object' && object.submit === undefined && object.callback === undefined;
+}
+
+/** What {@link boundQueries} does with a failed statement. */
+export interface QueryFailureHandling {
+  /** Called with every failure, promise or callback style. */
+  readonly observe?: (err: unknown) => void;
+  /** What a promise-style query() rejects with instead (callbacks get pg's error as it is). */
+  readonly map?: (err: unknown) => unknown;
+}
+
+/**
+ * Replaces `client.query`, until the returned function is called, with one that gives every statement a client
+ * timeout (`timeoutMillis()` when it is called; none for 0) and hands failures to `handling`. query(text or config,
+ * values?) without a callback goes through sendQuery (one Query object, a parameter pg cannot convert reported as
+ * such); callbacks keep pg's own path with pg's own query_timeout, and Submittables (cursors, streams) are passed on
+ * as they are.
+ */
+export function boundQueries(client: PoolClient, timeoutMillis: () => number, handling: QueryFailureHandling): () => void {
+  const raw = client.query;
+  const { observe, map } = handling;
+  const bound = function (this: PoolClient, config: unknown, ...rest: unknown[]) {
+    let result: unknown;
+    if (isStatement(config) && rest.length <= 1 && (rest[0] === undefined || Array.isArray(rest[0]))) {
+      result = timedQuery(client, config, rest[0] as unknown[] | undefined, timeoutMillis(), raw);
+    } else {
+      const last = rest.length - 1;
+      if (observe && typeof rest[last] === 'function') {
+        const callback = rest[last] as (err: unknown, ...results: unknown[]) => unknown;
+        rest[last] = (err: unknown, ...results: unknown[]) => {
+          if (err) observe(err);
+          return callback(err, ...results);
+        };
+      }
+      result = (raw as (...a: unknown[]) => unknown).apply(client, [withTimeout(config, timeoutMillis), ...rest]);
+    }
+    if (result && typeof (result as Promise<unknown>).then === 'function' && (observe || map)) {
+      return (result as Promise<unknown>).catch((err: unknown) => {
+        observe?.(err);
+        throw map ? map(err) : err;
+      });
+    }
+    return result;
+  };
+  client.query = bound as PoolClient['query'];
+  // Only while it is still this one: a release() kept from an earlier checkout must not unbind the next holder's.
+  return () => {
+    if (client.query === (bound as unknown)) delete (client as { query?: unknown }).query;
+  };
+}

@@ -1,11 +1,11 @@
 // withTransaction's engine: BEGIN, the caller's callback, COMMIT, with the whole callback retried when that is safe.
 // A COMMIT that fails without an answer is settled, not guessed: the transaction id read before COMMIT is looked up
 // with pg_xact_status() on a fresh connection (PostgreSQL 13+).
-import type { PoolClient, QueryResult } from 'pg';
+import type { PoolClient } from 'pg';
 import { ClassifyOptions, classifyStatementFailure, Failure, isServerError } from './classify';
 import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, DeadlineExceededError, TransactionAbortedError } from './errors';
 import type { ClientSource } from './reader';
-import { Statement, timedQuery } from './timed-query';
+import { boundQueries, timedQuery } from './timed-query';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, MIN_ATTEMPT_MILLIS, RetryPolicy, withRetry } from './retry';
 
 /** The isolation levels PostgreSQL implements. */
@@ -55,44 +55,12 @@ export function beginStatement(options: TransactionOptions): string {
   return `BEGIN${level ? ISOLATION[level] : ''}${options.readOnly ? ' READ ONLY' : ''}`;
 }
 
-/** Gives a query config (text or object, not a Submittable such as a cursor) a client timeout unless it has one. */
-function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
-  if (typeof config === 'string') return { text: config, query_timeout: timeoutMillis() };
-  const object = config as { submit?: unknown; query_timeout?: number } | null;
-  if (!object || typeof object !== 'object' || typeof object.submit === 'function' || object.query_timeout !== undefined) return config;
-  return { ...object, query_timeout: timeoutMillis() };
-}
-
-/** Text, or a plain query config object with no callback and no submit() of its own. */
-function isStatement(config: unknown): config is Statement {
-  if (typeof config === 'string') return true;
-  const object = config as { submit?: unknown; callback?: unknown } | null;
-  return !!object && typeof object === 'object' && object.submit === undefined && object.callback === undefined;
-}
-
 /**
  * Makes the client's promise-returning query() throw typed DbErrors for the duration of the callback, and clamps
  * each statement's client timeout to the deadline: on a black-holed network nothing else would ever end it.
  */
 function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, timeoutMillis: () => number): () => void {
-  const raw = client.query;
-  const typed = function (this: PoolClient, config: unknown, ...rest: unknown[]) {
-    // query(text or config, values?) without a callback goes through sendQuery (one Query object, a parameter pg
-    // cannot convert reported as such); callbacks and Submittables (cursors, streams) keep pg's own path.
-    const result = isStatement(config) && rest.length <= 1 && (rest[0] === undefined || Array.isArray(rest[0]))
-      ? timedQuery(client, config, rest[0] as unknown[] | undefined, timeoutMillis(), raw)
-      : (raw as (...a: unknown[]) => unknown).apply(client, [withTimeout(config, timeoutMillis), ...rest]);
-    if (result && typeof (result as Promise<unknown>).then === 'function') {
-      return (result as Promise<QueryResult>).catch((err: unknown) => {
-        throw classifyStatementFailure(err, 'statement', inTransaction).error;
-      });
-    }
-    return result;
-  };
-  client.query = typed as PoolClient['query'];
-  return () => {
-    delete (client as { query?: unknown }).query;
-  };
+  return boundQueries(client, timeoutMillis, { map: (err) => classifyStatementFailure(err, 'statement', inTransaction).error });
 }
 
 /** Decides what a failure before COMMIT means: the callback's own errors are never retried. */
