@@ -73,6 +73,13 @@ describe('classifyConnectFailure', () => {
     expect(failure.baseDelayMillis).toBeGreaterThanOrEqual(250);
   });
 
+  it('does not retry 08P01 (protocol violation) at startup: it is configuration, not a passing state', () => {
+    const failure = classifyConnectFailure(serverError('08P01', 'FATAL', 'unsupported startup parameter: statement_timeout'));
+
+    expect(failure.error).toBeInstanceOf(ConfigurationError);
+    expect(failure.retry).toBe('never');
+  });
+
   it('retries 53300 at most twice, with a base of at least 250 ms and double cost', () => {
     const failure = classifyConnectFailure(serverError('53300', 'FATAL', 'sorry, too many clients already'));
 

@@ -77,7 +77,8 @@ export function classifyConnectFailure(err: unknown): Failure {
     const s = err.code;
     if (s === '28P01') return failure(new AuthenticationError(`The database rejected the password for this user (SQLSTATE 28P01).`, { ...opts, sqlState: s, retryable: true }), 'always', { refreshCredentials: true, baseDelayMillis: 200 });
     if (s === '53300') return failure(new TooManyConnectionsError('The database has no free connection slots (SQLSTATE 53300).', { ...opts, sqlState: s, retryable: true }), 'always', { cost: 2, baseDelayMillis: 250, maxRetries: 2 });
-    if (s === '57P03' || s === '57P01' || s === '57P02' || s.startsWith('08')) return failure(new ConnectionError(`The database is not accepting connections right now (SQLSTATE ${s}).`, { ...opts, sqlState: s, retryable: true }), 'always', { baseDelayMillis: 250 });
+    // 08P01 (protocol violation: e.g. a proxy refusing a startup parameter) would fail the same way every time.
+    if (s === '57P03' || s === '57P01' || s === '57P02' || (s.startsWith('08') && s !== '08P01')) return failure(new ConnectionError(`The database is not accepting connections right now (SQLSTATE ${s}).`, { ...opts, sqlState: s, retryable: true }), 'always', { baseDelayMillis: 250 });
     return failure(new ConfigurationError(`The database refused the connection: ${err.message} (SQLSTATE ${s}); check the user, database name and pg_hba rules.`, { ...opts, sqlState: s }), 'never');
   }
   const code = e?.code ?? '';
