@@ -361,6 +361,28 @@ describe('a parameter pg cannot convert', () => {
 });
 
 describe('credential rotation', () => {
+  it('serves callers queued on the old pool when the secret names another user (alternating users)', async () => {
+    await createRole('api_user_b', 'second-user-pass');
+    try {
+      const db = database({ poolMax: 1 });
+      await db.query('SELECT 1');
+      const held = await db.getClient();
+      const queued = db.query<{ u: string }>('SELECT current_user AS u');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+
+      secrets.putSecretValue('api/db', secretFor('second-user-pass', 'api_user_b'));
+      db.clearCredentialsCache();
+      const afterSwitch = await db.query<{ u: string }>('SELECT current_user AS u');
+      held.release();
+      const outcome = await queued.then((result) => result.rows[0].u, (e: unknown) => e);
+
+      expect(afterSwitch.rows[0].u).toBe('api_user_b');
+      expect(outcome).toBe('api_user');
+    } finally {
+      secrets.putSecretValue('api/db', secretFor(SPECIAL_PASSWORD));
+    }
+  });
+
   it('keeps serving through a rotation: old sessions keep working, new ones use the new password', async () => {
     const db = database({ poolMax: 1, applicationName: 'rotation-test' });
     await db.query('SELECT 1');

@@ -20,6 +20,7 @@ interface ClientState {
 }
 
 const VALIDATE_TIMEOUT_MILLIS = 1000;
+const RETIRE_POLL_MILLIS = 50;
 
 
 /** `promise`, or a DeadlineExceededError naming what was awaited once the deadline passes, whichever comes first. */
@@ -47,6 +48,8 @@ function identityOf(c: DbCredentials): string {
 export class PoolManager {
   private current?: { pool: Pool; identity: string; credentials: DbCredentials };
   private readonly states = new WeakMap<PoolClient, ClientState>();
+  /** Replaced pools still serving callers queued on them. */
+  private readonly retiring = new Set<Pool>();
 
   constructor(
     private readonly config: DbConfig,
@@ -79,9 +82,26 @@ export class PoolManager {
     if (previous) {
       // The user or address changed (alternating-user rotation, a moved host): drain the old pool in the background.
       this.log.info('Database credentials now name another user or address; replacing the pool.', { source: credentials.source });
-      previous.end().catch(() => undefined);
+      this.retire(previous);
     }
     return pool;
+  }
+
+  /**
+   * Ends a replaced pool once no caller is queued on it: pg-pool stops serving its queue when it ends, so callers
+   * that were waiting for one of its clients would otherwise wait out their connect timeout and fail.
+   */
+  private retire(pool: Pool): void {
+    this.retiring.add(pool);
+    const endWhenDrained = () => {
+      if (pool.waitingCount > 0 && !pool.ending) {
+        setTimeout(endWhenDrained, RETIRE_POLL_MILLIS).unref();
+        return;
+      }
+      this.retiring.delete(pool);
+      if (!pool.ending) pool.end().catch(() => undefined);
+    };
+    endWhenDrained();
   }
 
   private createPool(credentials: DbCredentials): Pool {
@@ -296,8 +316,9 @@ export class PoolManager {
 
   /** Ends every pool; safe to call twice and while queries run (they finish first). */
   async end(): Promise<void> {
-    const pool = this.current?.pool;
+    const pools = [this.current?.pool, ...this.retiring];
     this.current = undefined;
-    if (pool && !pool.ending) await pool.end();
+    this.retiring.clear();
+    await Promise.all(pools.map((pool) => (pool && !pool.ending ? pool.end() : undefined)));
   }
 }
