@@ -137,6 +137,14 @@ describe('resolveDbConfig', () => {
       expect(error.message).toBe('Expected option ssl to be one of verify-full, require, disable, got "VERIFY-FULL".');
     });
 
+    it('reads PARAMETERS_SECRETS_EXTENSION_HTTP_PORT only when a secret is read through the extension', () => {
+      const env = { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: 'not-a-port' };
+
+      expect(() => resolveDbConfig({ databaseUrl: 'postgres://app:pw@db.local/app' }, env)).not.toThrow();
+      expect(() => resolveDbConfig({ secretId: 'app/db', secretSource: 'sdk' }, env)).not.toThrow();
+      expect(() => resolveDbConfig({ secretId: 'app/db' }, env)).toThrow(/PARAMETERS_SECRETS_EXTENSION_HTTP_PORT to be an integer from 1 to 65535/);
+    });
+
     it('rejects an out-of-range option', () => {
       const error = thrown(() => resolveDbConfig({ secretId: 'app/db', poolMax: 0 }, {}));
 

@@ -239,10 +239,13 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
   const statementTimeoutMillis = integer(options.statementTimeoutMillis, env, 'DB_STATEMENT_TIMEOUT_MS', 0, 3_600_000, 15_000, 1, 'statementTimeoutMillis');
   const maxLifetimeSeconds = integer(options.maxLifetimeSeconds, {}, 'maxLifetimeSeconds', 0, 86_400, 1800);
 
+  const secretSource = oneOf(options.secretSource, env, 'DB_SECRET_SOURCE', SECRET_SOURCES, extensionPortSet ? 'extension' : 'sdk', 'secretSource');
+
   const config = {
     secretId: secret?.[1],
-    secretSource: oneOf(options.secretSource, env, 'DB_SECRET_SOURCE', SECRET_SOURCES, extensionPortSet ? 'extension' : 'sdk', 'secretSource'),
-    extensionPort: integer(options.extensionPort, env, 'PARAMETERS_SECRETS_EXTENSION_HTTP_PORT', 1, 65_535, 2773, 1, 'extensionPort'),
+    secretSource,
+    // Read only where the extension is used: a stray value must not fail a DATABASE_URL or SDK setup.
+    extensionPort: secret && secretSource === 'extension' ? integer(options.extensionPort, env, 'PARAMETERS_SECRETS_EXTENSION_HTTP_PORT', 1, 65_535, 2773, 1, 'extensionPort') : 2773,
     auth,
     user,
     iamTokenSigner: options.iamTokenSigner,
