@@ -64,50 +64,32 @@ export class ConnectionError extends DbError {
 /** The TLS handshake or certificate verification failed (wrong CA, host name mismatch, TLS not offered). */
 export class TlsError extends ConnectionError {
   override readonly code = 'DB_TLS';
-  constructor(message: string, options: DbErrorOptions = {}) {
-    super(message, options);
-    this.name = 'TlsError';
-  }
+  override readonly name: string = 'TlsError';
 }
 /** The server rejected the credentials (28P01) even after a refresh. */
 export class AuthenticationError extends ConnectionError {
   override readonly code = 'DB_AUTHENTICATION';
-  constructor(message: string, options: DbErrorOptions = {}) {
-    super(message, options);
-    this.name = 'AuthenticationError';
-  }
+  override readonly name: string = 'AuthenticationError';
 }
 /** The server refused a new connection with 53300 too_many_connections. */
 export class TooManyConnectionsError extends ConnectionError {
   override readonly code = 'DB_TOO_MANY_CONNECTIONS';
-  constructor(message: string, options: DbErrorOptions = {}) {
-    super(message, options);
-    this.name = 'TooManyConnectionsError';
-  }
+  override readonly name: string = 'TooManyConnectionsError';
 }
 /** No pooled client became free in time: the pool is saturated or a client was never released. */
 export class PoolExhaustedError extends ConnectionError {
   override readonly code = 'DB_POOL_EXHAUSTED';
-  constructor(message: string, options: DbErrorOptions = {}) {
-    super(message, options);
-    this.name = 'PoolExhaustedError';
-  }
+  override readonly name: string = 'PoolExhaustedError';
 }
 /** The operation's deadline (Lambda remaining time or the operation budget) ran out; `cause` is the last error. */
 export class DeadlineExceededError extends DbError {
   override readonly code = 'DB_DEADLINE_EXCEEDED';
-  constructor(message: string, options: DbErrorOptions = {}) {
-    super(message, options);
-    this.name = 'DeadlineExceededError';
-  }
+  override readonly name: string = 'DeadlineExceededError';
 }
 /** The connection was lost after the statement was sent; `ambiguous` says whether it may have run. */
 export class ConnectionLostError extends DbError {
   override readonly code = 'DB_CONNECTION_LOST';
-  constructor(message: string, options: DbErrorOptions = {}) {
-    super(message, options);
-    this.name = 'ConnectionLostError';
-  }
+  override readonly name: string = 'ConnectionLostError';
 }
 /**
  * pg could not convert a query parameter to a PostgreSQL value (a circular object, a toPostgres() that threw); the
@@ -115,18 +97,12 @@ export class ConnectionLostError extends DbError {
  */
 export class InvalidParameterError extends DbError {
   override readonly code = 'DB_INVALID_PARAMETER';
-  constructor(message: string, options: DbErrorOptions = {}) {
-    super(message, options);
-    this.name = 'InvalidParameterError';
-  }
+  override readonly name: string = 'InvalidParameterError';
 }
 /** The client-side query timeout fired; the statement may still be running on the server. */
 export class QueryTimeoutError extends DbError {
   override readonly code = 'DB_QUERY_TIMEOUT';
-  constructor(message: string, options: DbErrorOptions = {}) {
-    super(message, options);
-    this.name = 'QueryTimeoutError';
-  }
+  override readonly name: string = 'QueryTimeoutError';
 }
 /** COMMIT failed without an answer and PostgreSQL could not tell whether the transaction committed. */
 export class CommitOutcomeUnknownError extends DbError {
