@@ -48,6 +48,8 @@ function identityOf(c: DbCredentials): string {
 export class PoolManager {
   private current?: { pool: Pool; identity: string; credentials: DbCredentials };
   private readonly states = new WeakMap<PoolClient, ClientState>();
+  /** When each client connected, for the idle checks of one that was never checked out through here. */
+  private readonly connectedAt = new WeakMap<PoolClient, number>();
   /** Replaced pools still serving callers queued on them. */
   private readonly retiring = new Set<Pool>();
 
@@ -131,6 +133,7 @@ export class PoolManager {
       statement_timeout: behindProxy ? undefined : c.statementTimeoutMillis,
       idle_in_transaction_session_timeout: behindProxy ? undefined : c.idleInTransactionTimeoutMillis,
     });
+    pool.on('connect', (client) => void this.connectedAt.set(client, Date.now()));
     pool.on('error', (err) => this.log.warn('An idle database connection failed and was removed.', { error: (err as { code?: string }).code ?? err.name }));
     return pool;
   }
@@ -197,7 +200,10 @@ export class PoolManager {
   /** The checked-out client if it is fit to use; else it is discarded and the next round checks out another. */
   private vet(client: PoolClient, deadline: number, validate: boolean, round: number): PoolClient | Promise<PoolClient> {
     const state = this.states.get(client);
-    const idleMillis = state ? Date.now() - state.lastUsedAt : 0;
+    // A client never checked out through here (used through getPool(), or parked idle by pg-pool for a caller that
+    // had given up) counts as idle since it connected.
+    const since = state ? state.lastUsedAt : this.connectedAt.get(client);
+    const idleMillis = since === undefined ? 0 : Date.now() - since;
     if (idleMillis > this.config.maxIdleMillis) {
       client.release(new Error('idle beyond maxIdleMillis'));
       return this.nextRound(deadline, validate, round);

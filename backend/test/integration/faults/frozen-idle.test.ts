@@ -86,6 +86,19 @@ describe('a pool whose idle connections the server killed while the sandbox was 
     expect(rows[0]).toEqual({ callers: BURST, total: BURST });
   });
 
+  it('validates connections that were opened and last used through getPool() too', async () => {
+    const db = open('frozen-raw-pool', { maxIdleMillis: 60_000, validateAfterIdleMillis: 100 });
+    const pool = await db.getPool();
+    await Promise.all(Array.from({ length: POOL_MAX }, () => pool.query('SELECT pg_sleep(0.05)')));
+    await freezeAndKill('frozen-raw-pool', 300);
+
+    const writes = await Promise.allSettled(Array.from({ length: POOL_MAX }, (_, caller) => db.query('INSERT INTO hits (caller) VALUES ($1)', [caller])));
+
+    expect(writes.filter((outcome) => outcome.status === 'rejected')).toEqual([]);
+    const { rows } = await fault.admin('SELECT count(*)::int AS total FROM hits');
+    expect(rows[0].total).toBe(POOL_MAX);
+  });
+
   it('retries idempotent reads, which skip validation, after they meet a dead connection', async () => {
     const retries: RetryEvent[] = [];
     const db = open('frozen-idempotent', { maxIdleMillis: 60_000, validateAfterIdleMillis: 100, hooks: { onRetry: (event) => retries.push(event) } });
