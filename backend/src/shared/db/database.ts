@@ -182,8 +182,9 @@ export function createDatabase(options: DbOptions = {}): Database {
     const bounded = deadlineOptions.context !== undefined || deadlineOptions.deadline !== undefined;
     const timeoutMillis = () => (bounded ? clampTimeoutMillis(config.queryTimeoutMillis, deadline) : config.queryTimeoutMillis);
     const restore = boundQueries(client, timeoutMillis, {
+      // What would make query() discard its client (a timeout, a lost connection) makes release() discard this one.
       observe: (err) => {
-        if (/Query read timeout/.test((err as Error)?.message ?? '')) pool.markLost(client, err as Error);
+        if (classifyStatementFailure(err, 'statement').destroyClient) pool.markLost(client, err instanceof Error ? err : new Error(String(err)));
       },
     });
     const release = client.release;

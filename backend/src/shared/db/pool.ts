@@ -155,46 +155,48 @@ export class PoolManager {
     try {
       const cached = this.credentials.peek();
       const remaining = deadline - Date.now();
-      if (!cached || remaining <= 0 || remaining < this.config.connectTimeoutMillis) {
-        const credentials = cached ? Promise.resolve(cached) : this.loadCredentials(deadline);
-        credentials.then((loaded) => this.checkOut(loaded, deadline, validate, round)).then((client) => done(undefined, client), done);
+      if (cached && remaining > 0 && remaining >= this.config.connectTimeoutMillis) {
+        this.checkOut(cached, deadline, validate, round, done, true);
         return;
       }
-      const pool = this.poolFor(cached);
-      const wasFull = isFull(pool, this.config.poolMax);
-      // pg-pool calls back once, on a later tick (at once if the pool is ending); a throw while it creates a client
-      // is classified as a connect failure, as one it reports.
-      const onConnect = (err: unknown, client?: PoolClient) => {
-        if (!client) {
-          this.connectFailed(err, cached, deadline, wasFull).catch(done);
-          return;
-        }
-        try {
-          const vetted = this.vet(client, deadline, validate, round);
-          if (vetted instanceof Promise) vetted.then((fit) => done(undefined, fit), done);
-          else done(undefined, vetted);
-        } catch (thrown) {
-          done(thrown);
-        }
-      };
-      try {
-        pool.connect(onConnect as Parameters<Pool['connect']>[0]);
-      } catch (err) {
-        onConnect(err);
-      }
+      const credentials = cached ? Promise.resolve(cached) : this.loadCredentials(deadline);
+      credentials.then((loaded) => this.checkOut(loaded, deadline, validate, round, done, false)).catch(done);
     } catch (err) {
       done(err);
     }
   }
 
-  /** The slow path: credentials just loaded, or a deadline nearer than the connect timeout. */
-  private checkOut(credentials: DbCredentials, deadline: number, validate: boolean, round: number): Promise<PoolClient> {
+  /**
+   * Checks a client out of the pool for `credentials` and vets it. `direct`: through pg-pool's callback API (the
+   * connect timeout fits in the deadline); otherwise through connect(), which clamps the wait to the deadline.
+   */
+  private checkOut(credentials: DbCredentials, deadline: number, validate: boolean, round: number, done: (err: unknown, client?: PoolClient) => void, direct: boolean): void {
     const pool = this.poolFor(credentials);
     const wasFull = isFull(pool, this.config.poolMax);
-    return this.connect(pool, deadline).then(
-      (client) => this.vet(client, deadline, validate, round),
-      (err: unknown) => this.connectFailed(err, credentials, deadline, wasFull),
-    );
+    const onConnect = (err: unknown, client?: PoolClient) => {
+      if (!client) {
+        this.connectFailed(err, credentials, deadline, wasFull).catch(done);
+        return;
+      }
+      try {
+        const vetted = this.vet(client, deadline, validate, round);
+        if (vetted instanceof Promise) vetted.then((fit) => done(undefined, fit), done);
+        else done(undefined, vetted);
+      } catch (thrown) {
+        done(thrown);
+      }
+    };
+    if (!direct) {
+      this.connect(pool, deadline).then((client) => onConnect(undefined, client), onConnect);
+      return;
+    }
+    // pg-pool calls back once, on a later tick (at once if the pool is ending); a throw while it creates a client
+    // is classified as a connect failure, as one it reports.
+    try {
+      pool.connect(onConnect as Parameters<Pool['connect']>[0]);
+    } catch (err) {
+      onConnect(err);
+    }
   }
 
   /** The checked-out client if it is fit to use; else it is discarded and the next round checks out another. */
@@ -309,7 +311,7 @@ export class PoolManager {
     return client;
   }
 
-  /** Marks a checked-out client as unfit to reuse (a statement on it timed out): its release destroys it. */
+  /** Marks a checked-out client as unfit to reuse (a statement on it timed out, say): its release destroys it. */
   markLost(client: PoolClient, err: Error): void {
     const state = this.states.get(client);
     if (state) state.lostError ??= err;
