@@ -10,6 +10,8 @@ const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 // Deliberately loose: one @, no spaces, a dot in the domain. Deliverability is not the API's to judge.
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const MAX_EMAIL_LENGTH = 254;
+// Control characters, NUL among them (PostgreSQL cannot store it in text and would answer SQLSTATE 22021).
+const CONTROL = /[\u0000-\u001f\u007f]/;
 const MAX_BODY_BYTES = 64 * 1024;
 
 function kindOf(value: unknown): string {
@@ -49,7 +51,7 @@ export function rejectUnknownFields(body: JsonObject, allowed: readonly string[]
   }
 }
 
-/** A required string field, trimmed, of `minLength` to `maxLength` characters. */
+/** A required string field, trimmed, of `minLength` to `maxLength` characters and no control characters. */
 export function requireString(body: JsonObject, field: string, minLength = 1, maxLength = 200): string {
   const value = body[field];
   if (value === undefined) throw badRequest(`Missing required field \`${field}\`.`);
@@ -58,6 +60,7 @@ export function requireString(body: JsonObject, field: string, minLength = 1, ma
   if (trimmed.length < minLength || trimmed.length > maxLength) {
     throw badRequest(`Expected \`${field}\` to be ${minLength} to ${maxLength} characters long.`);
   }
+  if (CONTROL.test(trimmed)) throw badRequest(`Expected \`${field}\` to contain no control characters.`);
   return trimmed;
 }
 

@@ -61,6 +61,15 @@ describe('create-user', () => {
     expect(await snapshot(app.admin)).toEqual(before);
   });
 
+  it('answers 400, not 500, for a NUL character, which PostgreSQL cannot store, and writes nothing', async () => {
+    const before = await snapshot(app.admin);
+
+    const response = await call(createUser, { method: 'POST', path: users, body: { email: 'nul@example.com', name: 'a\u0000b' } });
+
+    expect(response.status).toBe(400);
+    expect(await snapshot(app.admin)).toEqual(before);
+  });
+
   it('lets another tenant use the same email', async () => {
     const response = await call(createUser, { method: 'POST', path: `/tenants/${OTHER_TENANT}/users`, body: { email: 'grace@example.com', name: 'Grace' } });
 

@@ -76,6 +76,13 @@ describe('field validators', () => {
     expect(badRequestMessage(() => requireString({ name: 'x'.repeat(201) }, 'name'))).toMatch(/1 to 200/);
   });
 
+  it('rejects control characters, NUL among them, which PostgreSQL cannot store in text', () => {
+    expect(badRequestMessage(() => requireString({ name: 'a\u0000b' }, 'name'))).toBe('Expected `name` to contain no control characters.');
+    expect(badRequestMessage(() => requireString({ name: 'a\u001bb' }, 'name'))).toBe('Expected `name` to contain no control characters.');
+    expect(badRequestMessage(() => requireEmail({ email: 'x\u0000@example.com' }, 'email'))).toBe('Expected `email` to contain no control characters.');
+    expect(requireString({ name: 'Zoë Ångström' }, 'name')).toBe('Zoë Ångström');
+  });
+
   it('lower-cases a valid email and rejects an invalid one', () => {
     expect(requireEmail({ email: ' Ada@Example.COM ' }, 'email')).toBe('ada@example.com');
     expect(badRequestMessage(() => requireEmail({ email: 'ada.example.com' }, 'email'))).toBe('Expected `email` to be an email address.');
