@@ -24,14 +24,22 @@ async function loadHandler(name: string, bundle: boolean, distDir: string): Prom
   return handler;
 }
 
+const USAGE = `Usage: npm run invoke -- <handler> <event.json> [--bundle] [--dist <dir>] [--timeout <ms>]; handlers: ${HANDLER_NAMES.join(', ')}.`;
+const WITH_VALUE = ['--dist', '--timeout'];
+
 async function main(argv: string[]): Promise<void> {
-  const positional = argv.filter((arg, i) => !arg.startsWith('--') && !['--dist', '--timeout'].includes(argv[i - 1]));
+  const unknown = argv.find((arg, i) => arg.startsWith('--') && arg !== '--bundle' && !WITH_VALUE.includes(arg) && !WITH_VALUE.includes(argv[i - 1]));
+  if (unknown !== undefined) throw new Error(`Unknown argument "${unknown}". ${USAGE}`);
+  const missing = WITH_VALUE.find((flag) => argv.includes(flag) && option(argv, flag) === undefined);
+  if (missing !== undefined) throw new Error(`${missing} needs a value. ${USAGE}`);
+  const positional = argv.filter((arg, i) => !arg.startsWith('--') && !WITH_VALUE.includes(argv[i - 1]));
   const [name, eventFile] = positional;
-  if (!name || !eventFile || !HANDLER_NAMES.includes(name)) {
-    throw new Error(`Usage: npm run invoke -- <handler> <event.json> [--bundle] [--timeout ms]; handlers: ${HANDLER_NAMES.join(', ')}.`);
-  }
+  if (!name || !eventFile || !HANDLER_NAMES.includes(name) || positional.length > 2) throw new Error(USAGE);
   const event = JSON.parse(fs.readFileSync(eventFile, 'utf8')) as APIGatewayProxyEventV2;
   const timeout = option(argv, '--timeout');
+  if (timeout !== undefined && !(/^\d+$/.test(timeout) && Number(timeout) >= 1 && Number(timeout) <= 900_000)) {
+    throw new Error(`Expected --timeout to be a number of milliseconds from 1 to 900000 (Lambda's limit), got "${timeout}".`);
+  }
   const distDir = path.resolve(option(argv, '--dist') ?? path.join(REPO_ROOT, 'dist'));
   const handler = await loadHandler(name, argv.includes('--bundle'), distDir);
   const context = createLambdaContext({ functionName: name, timeoutMillis: timeout ? Number(timeout) : undefined });

@@ -5,8 +5,13 @@ import { createDatabase } from '../backend/src/shared/db';
 import { migrate, MIGRATIONS_DIR } from './lib/migrate';
 import { seedDemoData } from './lib/seed';
 
+const USAGE = 'Usage: npm run migrate [-- --seed] [--dir <folder>]';
+
 async function main(argv: string[]): Promise<void> {
+  const unknown = argv.find((arg, i) => arg !== '--seed' && arg !== '--dir' && argv[i - 1] !== '--dir');
+  if (unknown !== undefined) throw new Error(`Unknown argument "${unknown}". ${USAGE}`);
   const dirIndex = argv.indexOf('--dir');
+  if (dirIndex >= 0 && argv[dirIndex + 1] === undefined) throw new Error(`--dir needs a folder. ${USAGE}`);
   const dir = dirIndex >= 0 ? argv[dirIndex + 1] : MIGRATIONS_DIR;
   const db = createDatabase();
   console.log(`Migrating ${db.credentialsSource} from ${dir}`);

@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { QueryConfig } from 'pg';
 import type { Database } from '../../backend/src/shared/db';
 
 /** One migration file. */
@@ -41,6 +42,8 @@ export const MIGRATIONS_DIR = path.resolve(__dirname, '../../backend/migrations'
 
 // An arbitrary constant shared by every runner of this project; only runners of the same key exclude each other.
 const LOCK_KEY = 7_245_118_093;
+/** How much longer than the server's statement_timeout the client waits for an answer: the server decides. */
+const CLIENT_MARGIN_MILLIS = 5000;
 const FILE_NAME = /^(\d+)_([A-Za-z0-9_-]+)\.sql$/;
 const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
   version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
@@ -86,22 +89,27 @@ export async function migrate(db: Pick<Database, 'withTransaction'>, options: Mi
   const migrations = loadMigrations(options.dir);
   const statementTimeoutMillis = options.statementTimeoutMillis ?? 300_000;
   const lockTimeoutMillis = options.lockTimeoutMillis ?? 10_000;
+  // The database's own client timeout (its statement timeout + 2 s) is meant for requests: the long statements here
+  // (waiting for another runner's lock, the migration itself) carry their own, above the server's statement_timeout,
+  // so the server cancels a statement that runs too long (57014, definitive) rather than the client abandoning it
+  // while it still holds its locks.
+  const queryTimeoutMillis = Math.trunc(statementTimeoutMillis) + CLIENT_MARGIN_MILLIS;
   const applied: string[] = [];
   for (;;) {
     // Each round takes the lock, rereads the table and applies at most one file, so a runner that waited for
     // another sees what that one did.
     const migration = await db.withTransaction(async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMillis)}`);
+      await client.query({ text: 'SELECT pg_advisory_xact_lock($1)', values: [LOCK_KEY], query_timeout: queryTimeoutMillis } as QueryConfig);
       await client.query(CREATE_TABLE);
       const { rows } = await client.query<{ version: string; checksum: string }>('SELECT version, checksum FROM schema_migrations');
       const pending = nextPending(rows, migrations);
       if (!pending) return undefined;
-      await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMillis)}`);
       await client.query(`SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMillis)}`);
-      await client.query(pending.sql);
+      await client.query({ text: pending.sql, query_timeout: queryTimeoutMillis } as QueryConfig);
       await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [pending.version, pending.name, pending.checksum]);
       return pending;
-    }, { deadline: Date.now() + statementTimeoutMillis + lockTimeoutMillis, retryOnLockNotAvailable: true });
+    }, { deadline: Date.now() + 2 * queryTimeoutMillis + lockTimeoutMillis, retryOnLockNotAvailable: true });
     if (!migration) return applied;
     applied.push(migration.version);
     options.onApplied?.(migration);

@@ -33,4 +33,15 @@ describe('npm run invoke', () => {
     expect(code).toBe(1);
     expect(output).toContain('Invoke failed: Usage: npm run invoke -- <handler> <event.json>');
   });
+
+  it.each([
+    [['--bundel'], 'Unknown argument "--bundel"'],
+    [['--timeout', '5s'], 'Expected --timeout to be a number of milliseconds from 1 to 900000'],
+    [['--timeout'], '--timeout needs a value'],
+  ])('refuses %j before invoking anything, with exit code 1', async (extra, message) => {
+    const { code, output } = await runScript('invoke.ts', ['health', path.join(REPO_ROOT, 'backend/events/health.json'), ...extra], scriptEnv());
+
+    expect(code).toBe(1);
+    expect(output).toContain(`Invoke failed: ${message}`);
+  });
 });

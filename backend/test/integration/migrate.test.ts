@@ -8,16 +8,18 @@ import { createDatabase, type Database } from '../../src/shared/db';
 import { migrate, MIGRATIONS_DIR, MigrationError } from '../../../scripts/lib/migrate';
 import { DEMO_TENANT_ID, DEMO_WALLET_A_ID, seedDemoData } from '../../../scripts/lib/seed';
 import { createTestDatabase, testServer, type TestDatabase } from './support/postgres';
+import { runScript, scriptEnv } from './support/run-script';
 
 const opened: Array<{ db: Database; database: TestDatabase }> = [];
 
-async function freshDatabase(): Promise<Database> {
+async function freshDatabase(options: Parameters<typeof createDatabase>[0] = {}): Promise<Database> {
   const server = testServer();
   const database = await createTestDatabase('migrate');
   const db = createDatabase({
     databaseUrl: `postgres://${encodeURIComponent(server.user)}:${encodeURIComponent(server.password)}@${server.host}:${server.port}/${database.name}`,
     sslCaFile: server.caFile,
     poolMax: 10,
+    ...options,
   });
   opened.push({ db, database });
   return db;
@@ -63,6 +65,27 @@ describe('migrate', () => {
     expect((await db.query('SELECT count(*)::int AS n FROM a')).rows[0].n).toBe(1);
   });
 
+  it("gives a migration the runner's own timeouts, not the short ones the database uses for requests", async () => {
+    const db = await freshDatabase({ statementTimeoutMillis: 500 });
+    const dir = migrationsDir({ '001_slow.sql': 'SELECT pg_sleep(3); CREATE TABLE slow (id int);' });
+
+    const applied = await migrate(db, { dir });
+
+    expect(applied).toEqual(['001']);
+    expect(await versions(db)).toEqual(['001']);
+  });
+
+  it('fails a migration that outruns its statement timeout on the server, definitively, leaving nothing running', async () => {
+    const db = await freshDatabase();
+    const dir = migrationsDir({ '001_endless.sql': 'SELECT pg_sleep(30);' });
+
+    const error = await migrate(db, { dir, statementTimeoutMillis: 400 }).catch((e: unknown) => e);
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'");
+
+    expect(error).toMatchObject({ name: 'StatementTimeoutError', attempts: 1 });
+    expect(rows[0].n).toBe(0);
+  });
+
   it('refuses to run when an applied migration was edited, applying nothing after it', async () => {
     const db = await freshDatabase();
     const dir = migrationsDir({ '001_a.sql': 'CREATE TABLE a (id int);' });
@@ -98,5 +121,17 @@ describe('seedDemoData', () => {
     expect((await db.query('SELECT id FROM tenants')).rows).toEqual([{ id: DEMO_TENANT_ID }]);
     const wallets = await db.query('SELECT name, balance_cents FROM wallets ORDER BY name');
     expect(wallets.rows).toEqual([{ name: 'Alice', balance_cents: '1' }, { name: 'Bob', balance_cents: '50000' }]);
+  });
+});
+
+describe('npm run migrate', () => {
+  it.each([
+    [['--seeds'], 'Unknown argument "--seeds"'],
+    [['--dir'], '--dir needs a folder'],
+  ])('refuses %j before connecting, with exit code 1', async (args, message) => {
+    const { code, output } = await runScript('migrate.ts', args, scriptEnv({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' }));
+
+    expect(code).toBe(1);
+    expect(output).toContain(`Migration failed: Error: ${message}`);
   });
 });
