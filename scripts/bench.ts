@@ -21,9 +21,16 @@ async function main(argv: string[]): Promise<void> {
   const options = parseBenchArgs(argv);
   const startedAt = new Date();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-pg-bench-bundles-'));
-  const [env, bundles, library] = await Promise.all([startBenchEnvironment(), buildBenchBundles(workDir), buildLibraryBundle()]);
-  const runner = writeRunner(workDir);
-  const cpuPinning = pinCpus(env.postgres.dataDir);
+  // Also on Ctrl-C, where the embedded server's exit hook ends the process before any finally block runs.
+  const removeWorkDir = () => fs.rmSync(workDir, { recursive: true, force: true });
+  process.once('exit', removeWorkDir);
+  const [envOutcome, bundlesOutcome, libraryOutcome] = await Promise.allSettled([startBenchEnvironment(), buildBenchBundles(workDir), buildLibraryBundle()]);
+  if (envOutcome.status === 'rejected' || bundlesOutcome.status === 'rejected' || libraryOutcome.status === 'rejected') {
+    // Stop the server if it did start, then report the first failure.
+    if (envOutcome.status === 'fulfilled') await envOutcome.value.close();
+    throw [envOutcome, bundlesOutcome, libraryOutcome].map((outcome) => (outcome.status === 'rejected' ? outcome.reason : undefined)).find(Boolean);
+  }
+  const [env, bundles, library] = [envOutcome.value, bundlesOutcome.value, libraryOutcome.value];
   const sections: Section[] = [];
   const run = async (measure: () => Promise<Section>) => {
     const section = await measure();
@@ -31,6 +38,8 @@ async function main(argv: string[]): Promise<void> {
     console.log(`\n${renderSection(section)}\n`);
   };
   try {
+    const runner = writeRunner(workDir);
+    const cpuPinning = pinCpus(env.postgres.dataDir);
     await run(() => measureQueryOverhead(env, { ...options, library }));
     await run(() => measureTransactionOverhead(env, { ...options, library }));
     await run(() => measureColdStart(env, bundles, { processes: options.processes, runner }));
@@ -43,7 +52,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(`## Targets\n\n${renderTable(targetsTable(sections))}\n\nReport written to ${path.relative(process.cwd(), options.out) || options.out}.`);
   } finally {
     await env.close();
-    fs.rmSync(workDir, { recursive: true, force: true });
+    removeWorkDir();
   }
 }
 
