@@ -145,6 +145,12 @@ describe('resolveDbConfig', () => {
       expect(() => resolveDbConfig({ secretId: 'app/db' }, env)).toThrow(/PARAMETERS_SECRETS_EXTENSION_HTTP_PORT to be an integer from 1 to 65535/);
     });
 
+    it('says that DATABASE_URL is not read for DB_AUTH=iam while a secret is configured', () => {
+      const error = thrown(() => resolveDbConfig({}, { DB_AUTH: 'iam', DB_SECRET_ID: 'app/db', DATABASE_URL: 'postgres://app@db.local/app' }));
+
+      expect(error.message).toBe('DB_AUTH=iam needs DB_HOST and DB_USER to sign a token for (DATABASE_URL is not read while DB_SECRET_ID is set).');
+    });
+
     it('rejects an out-of-range option', () => {
       const error = thrown(() => resolveDbConfig({ secretId: 'app/db', poolMax: 0 }, {}));
 

@@ -222,7 +222,9 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
   const user = options.user ?? (env.DB_USER?.trim() || undefined);
   if (auth === 'iam') {
     if (!(host ?? fromUrl?.credentials.host) || !(user ?? fromUrl?.credentials.user)) {
-      throw new ConfigurationError('DB_AUTH=iam needs DB_HOST and DB_USER (or a DATABASE_URL without a password) to sign a token for.');
+      throw new ConfigurationError(secret && databaseUrl
+        ? `DB_AUTH=iam needs DB_HOST and DB_USER to sign a token for (DATABASE_URL is not read while ${secret[0] === 'secretId' ? 'the secretId option' : secret[0]} is set).`
+        : 'DB_AUTH=iam needs DB_HOST and DB_USER (or a DATABASE_URL without a password) to sign a token for.');
     }
   } else if (!secret && !databaseUrl) {
     throw new ConfigurationError('No database credentials are configured: set DB_SECRET_ID (a Secrets Manager secret name or ARN) or DATABASE_URL.');
