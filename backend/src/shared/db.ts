@@ -46,19 +46,28 @@ function installSigtermHandler(): void {
   });
 }
 
+/** `use(database())`, with a configuration error from creating the instance as a rejection rather than a throw. */
+function withDatabase<R>(use: (db: Database) => Promise<R>): Promise<R> {
+  try {
+    return use(database());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** Runs one statement on a pooled connection, retrying only where that cannot run it twice. */
 export function query<T extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
-  return database().query<T>(text, values, options);
+  return withDatabase((db) => db.query<T>(text, values, options));
 }
 
 /** Checks out a client (connect-phase retries only); the caller must call `client.release()`. */
 export function getClient(options?: DeadlineOptions): Promise<PoolClient> {
-  return database().getClient(options);
+  return withDatabase((db) => db.getClient(options));
 }
 
 /** Runs `fn` inside BEGIN … COMMIT and returns its result; the whole callback is rerun when a retry is safe. */
 export function withTransaction<T>(fn: TransactionCallback<T>, options?: TransactionOptions): Promise<T> {
-  return database().withTransaction(fn, options);
+  return withDatabase((db) => db.withTransaction(fn, options));
 }
 
 /**
@@ -73,14 +82,16 @@ export async function initializePool(secretId?: string, options?: DbOptions): Pr
     instance = next;
     if (next.config.handleSigterm) installSigtermHandler();
     await previous?.close();
-    return next.getPool();
+    // A later initializePool() may have replaced this instance meanwhile: hand out the pool that is kept. After a
+    // closePool() there is none, and the closed instance says so.
+    return (instance ?? next).getPool();
   }
   return instance.getPool();
 }
 
 /** The default instance's pg Pool (created on first use). Prefer query/withTransaction: they add the safety rules. */
 export function getPool(): Promise<Pool> {
-  return database().getPool();
+  return withDatabase((db) => db.getPool());
 }
 
 /** Ends the default instance's pool; the next call starts a new one. Safe to call twice and while queries run. */
@@ -92,7 +103,7 @@ export async function closePool(): Promise<void> {
 
 /** One round trip reporting latency, server and TLS versions, certificate verification and pool counts. */
 export function healthCheck(options?: DeadlineOptions): Promise<HealthReport> {
-  return database().healthCheck(options);
+  return withDatabase((db) => db.healthCheck(options));
 }
 
 /** Drops cached credentials so the next new connection fetches them again (for tests and forced rotation). */

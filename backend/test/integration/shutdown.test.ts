@@ -1,6 +1,6 @@
 // Graceful shutdown: closePool() is idempotent and safe while queries run, and inside Lambda a SIGTERM closes the
 // default pool and exits 0, its drain capped at 250 ms (Lambda allows 300 ms).
-import { closePool, query } from '../../src/shared/db';
+import { closePool, ConfigurationError, ConnectionError, createDatabase, initializePool, query } from '../../src/shared/db';
 import { adminClient, createRole, createTestDatabase, testServer } from './support/postgres';
 import { scriptEnv, spawnScript } from './support/run-script';
 
@@ -44,6 +44,69 @@ describe('closePool', () => {
 
     expect(finished.rows[0].finished).toBe(1);
     expect(after.rows[0].n).toBe(2);
+  });
+});
+
+describe('a closed instance', () => {
+  const options = () => ({ databaseUrl: url, sslCaFile: server.caFile, logLevel: 'silent' as const, poolMax: 1 });
+
+  it('serves the calls already queued on its pool, then refuses new ones without opening a connection', async () => {
+    const db = createDatabase({ ...options(), applicationName: 'closed-queued' });
+    const held = await db.getClient();
+    const queued = db.query('SELECT 3 AS n');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    const closing = db.close();
+    held.release();
+    await closing;
+    const after = await db.query('SELECT 4 AS n').catch((e: unknown) => e);
+
+    expect((await queued).rows[0].n).toBe(3);
+    expect(after).toBeInstanceOf(ConnectionError);
+    expect((after as Error).message).toMatch(/instance was closed/);
+    expect(await sessionsOf('closed-queued')).toBe(0);
+  });
+
+  it('opens no pool for a call that was still waiting for its credentials when it closed', async () => {
+    // An IAM signer that answers only when told to stands in for a slow credentials source.
+    let answer: () => void = () => undefined;
+    const slow = createDatabase({
+      ...options(), applicationName: 'closed-waiting', auth: 'iam', host: server.host, user: 'shutdown_user',
+      iamTokenSigner: () => new Promise<string>((resolve) => (answer = () => resolve('shutdown-pass'))),
+    });
+
+    const waiting = slow.query('SELECT 1').catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await slow.close();
+    answer();
+
+    expect(await waiting).toBeInstanceOf(ConnectionError);
+    expect(await sessionsOf('closed-waiting')).toBe(0);
+  });
+});
+
+describe('the db.ts functions', () => {
+  it('report a configuration error as a rejected promise, not a throw', async () => {
+    Object.assign(process.env, { DATABASE_URL: url, DB_POOL_MAX: 'abc' });
+
+    const outcome = (() => {
+      try {
+        return query('SELECT 1').then(() => 'resolved', (e: unknown) => e);
+      } catch {
+        return Promise.resolve('threw');
+      }
+    })();
+
+    expect(await outcome).toBeInstanceOf(ConfigurationError);
+  });
+
+  it('hand initializePool() racing closePool() no pool that nothing will close', async () => {
+    Object.assign(process.env, { DB_LOG_LEVEL: 'silent' });
+    const initializing = initializePool(undefined, { databaseUrl: url, sslCaFile: server.caFile, applicationName: 'init-race' }).catch((e: unknown) => e);
+    await closePool();
+
+    expect(await initializing).toBeInstanceOf(ConnectionError);
+    expect(await sessionsOf('init-race')).toBe(0);
   });
 });
 

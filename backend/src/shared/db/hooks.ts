@@ -40,12 +40,14 @@ export interface DbHooks {
   readonly onCredentialsRefresh?: (event: CredentialsRefreshEvent) => void;
 }
 
-/** Calls a hook without letting it throw into the caller. */
+/** Calls a hook without letting it throw into the caller, nor an async hook's rejection go unhandled. */
 export function callHook<E>(hook: ((event: E) => void) | undefined, event: E, warn: (message: string, fields?: Record<string, unknown>) => void): void {
   if (!hook) return;
+  const ignored = (err: unknown) => warn('An observability hook threw; ignored.', { error: (err as Error)?.name });
   try {
-    hook(Object.freeze(event));
+    const returned: unknown = hook(Object.freeze(event));
+    if (returned && typeof (returned as PromiseLike<unknown>).then === 'function') (returned as PromiseLike<unknown>).then(undefined, ignored);
   } catch (err) {
-    warn('An observability hook threw; ignored.', { error: (err as Error)?.name });
+    ignored(err);
   }
 }

@@ -37,6 +37,15 @@ async function withinDeadline<T>(promise: Promise<T>, deadline: number, phase: '
   }
 }
 
+/**
+ * Ends `pool` once no caller is queued on it: pg-pool stops serving its queue when it ends, so callers waiting for
+ * one of its clients would otherwise wait out their connect timeout and fail as if the pool were exhausted.
+ */
+async function endWhenDrained(pool: Pool): Promise<void> {
+  while (pool.waitingCount > 0 && !pool.ending) await new Promise((resolve) => setTimeout(resolve, RETIRE_POLL_MILLIS).unref());
+  if (!pool.ending) await pool.end().catch(() => undefined);
+}
+
 /** Whether a checkout from `pool` would have to wait for a client to be released. */
 const isFull = (pool: Pool, max: number) => pool.totalCount >= max && pool.idleCount === 0;
 
@@ -52,6 +61,7 @@ export class PoolManager {
   private readonly connectedAt = new WeakMap<PoolClient, number>();
   /** Replaced pools still serving callers queued on them. */
   private readonly retiring = new Set<Pool>();
+  private closed = false;
 
   constructor(
     private readonly config: DbConfig,
@@ -71,6 +81,7 @@ export class PoolManager {
   }
 
   private poolFor(credentials: DbCredentials): Pool {
+    if (this.closed) throw new ConnectionError('This database instance was closed; it opens no new connections (create another, or call the db.ts functions again after closePool()).');
     // The cached credentials object is the same on almost every call: compare it before building the identity.
     if (this.current?.credentials === credentials) return this.current.pool;
     const identity = identityOf(credentials);
@@ -89,21 +100,10 @@ export class PoolManager {
     return pool;
   }
 
-  /**
-   * Ends a replaced pool once no caller is queued on it: pg-pool stops serving its queue when it ends, so callers
-   * that were waiting for one of its clients would otherwise wait out their connect timeout and fail.
-   */
+  /** Ends a replaced pool in the background, once the callers queued on it have been served. */
   private retire(pool: Pool): void {
     this.retiring.add(pool);
-    const endWhenDrained = () => {
-      if (pool.waitingCount > 0 && !pool.ending) {
-        setTimeout(endWhenDrained, RETIRE_POLL_MILLIS).unref();
-        return;
-      }
-      this.retiring.delete(pool);
-      if (!pool.ending) pool.end().catch(() => undefined);
-    };
-    endWhenDrained();
+    void endWhenDrained(pool).finally(() => this.retiring.delete(pool));
   }
 
   private createPool(credentials: DbCredentials): Pool {
@@ -322,11 +322,15 @@ export class PoolManager {
     return this.states.get(client)?.lostError;
   }
 
-  /** Ends every pool; safe to call twice and while queries run (they finish first). */
+  /**
+   * Ends every pool; safe to call twice and while queries run: those running and those already queued finish
+   * first, and calls made afterwards are refused (a closed instance opens no new pool).
+   */
   async end(): Promise<void> {
-    const pools = [this.current?.pool, ...this.retiring];
+    this.closed = true;
+    const pools = [this.current?.pool, ...this.retiring].filter((pool): pool is Pool => pool !== undefined);
     this.current = undefined;
     this.retiring.clear();
-    await Promise.all(pools.map((pool) => (pool && !pool.ending ? pool.end() : undefined)));
+    await Promise.all(pools.map(endWhenDrained));
   }
 }
