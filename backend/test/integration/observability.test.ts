@@ -107,6 +107,29 @@ describe('DB_METRICS=emf', () => {
   });
 });
 
+describe('DB_METRICS=emf inside Lambda', () => {
+  it("uses the function's name for the FunctionName dimension, whatever the applicationName", async () => {
+    const lines: string[] = [];
+    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const saved = process.env.AWS_LAMBDA_FUNCTION_NAME;
+    process.env.AWS_LAMBDA_FUNCTION_NAME = 'orders-api';
+    try {
+      const db = database({ metrics: 'emf', applicationName: 'custom-app-name', handleSigterm: false });
+
+      await db.query('SELECT 1');
+    } finally {
+      jest.restoreAllMocks();
+      if (saved === undefined) delete process.env.AWS_LAMBDA_FUNCTION_NAME;
+      else process.env.AWS_LAMBDA_FUNCTION_NAME = saved;
+    }
+
+    expect(lines.map((line) => JSON.parse(line))).toEqual([expect.objectContaining({ FunctionName: 'orders-api', Operation: 'query' })]);
+  });
+});
+
 describe('healthCheck', () => {
   it('reports the server version, the TLS protocol and a verified certificate', async () => {
     const db = database();

@@ -74,7 +74,8 @@ export function createDatabase(options: DbOptions = {}): Database {
   const readerPool = config.readerHost ? new PoolManager(config, readerCredentials(credentials, config), log) : undefined;
   const reads: ClientSource = readerPool ? new ReadRouter(pool, readerPool, log) : pool;
   const budget = new RetryBudget(config.retryBudget);
-  const emf = config.metrics === 'emf' ? createEmfReporter(config.applicationName) : undefined;
+  // The FunctionName dimension is the function's own name; applicationName (which may be set to anything) only stands in outside Lambda.
+  const emf = config.metrics === 'emf' ? createEmfReporter(process.env.AWS_LAMBDA_FUNCTION_NAME?.trim() || config.applicationName) : undefined;
   // One structured line per operation: failures at info, successes at debug (DB_LOG_LEVEL; default warn logs neither).
   const logOperations = isLevelEnabled(config.logLevel, 'info');
   const logSuccesses = isLevelEnabled(config.logLevel, 'debug');
