@@ -1,5 +1,5 @@
-// The checks behind `npm run db:check`, in order: configuration, credentials, connection, TLS, certificate, latency,
-// pool settings and a transaction, each PASS, FAIL or SKIP with its figure. A failure is explained in one line with
+// The checks behind `npm run db:check`, in order: configuration, credentials, connection, TLS, certificate, the
+// reader endpoint (when one is configured), latency, pool settings and a transaction, each PASS, FAIL or SKIP with its figure. A failure is explained in one line with
 // its likely fix, from the db module's error classes; a password never appears (the module's messages hold none).
 import {
   AuthenticationError, ConfigurationError, ConnectionError, CredentialsError, DbError, DeadlineExceededError,
@@ -58,6 +58,14 @@ export async function runDbCheck(create: () => Database, options: DbCheckOptions
       const { ssl } = database().config;
       if (!health?.certificateVerified) throw new Error(`Not verified (DB_SSL=${ssl}): the server is not authenticated → set DB_SSL=verify-full (and DB_SSL_CA_FILE for a private CA).`);
       return `verified (DB_SSL=verify-full): chain and host name against ${caSet()}`;
+    } },
+    { name: 'reader', fatal: false, run: async () => {
+      const { readerHost, readerPort, port } = database().config;
+      if (!readerHost) return 'none configured (DB_READER_HOST)';
+      const reader = health?.reader;
+      const where = `${readerHost}:${readerPort ?? port ?? 5432}`;
+      if (!reader?.ok) throw new Error(`The reader endpoint ${where} did not answer (${reader?.error ?? 'not probed'}) → check DB_READER_HOST/DB_READER_PORT and its security group; reads fall back to the writer meanwhile.`);
+      return `${where}: SELECT 1 in ${reader.latencyMillis} ms`;
     } },
     { name: 'latency', fatal: false, run: async () => {
       const millis: number[] = [];

@@ -48,9 +48,19 @@ describe('npm run db:check', () => {
     expect(lineOf(output, 'latency')).toMatch(/^PASS .*p50 [\d.]+ ms, p99 [\d.]+ ms over 5 round trips/);
     expect(lineOf(output, 'pool')).toMatch(/^PASS .*max 2 \(DB_POOL_MAX\), connect timeout 3000 ms/);
     expect(lineOf(output, 'transaction')).toMatch(/^PASS .*COMMIT \(txid \d+\)/);
-    expect(output).toContain('All 8 checks passed.');
+    expect(lineOf(output, 'reader')).toMatch(/^PASS .*none configured \(DB_READER_HOST\)/);
+    expect(output).toContain('All 9 checks passed.');
     expect(output).not.toContain(password);
     expect(output).not.toContain(encodeURIComponent(password));
+  });
+
+  it('fails the reader check, and only it, when the reader endpoint does not answer', async () => {
+    const { code, output } = await dbCheck({ DATABASE_URL: databaseUrl(), DB_SSL_CA_FILE: testServer().caFile, DB_READER_HOST: '127.0.0.1', DB_READER_PORT: '1' });
+
+    expect(code).toBe(1);
+    expect(lineOf(output, 'reader')).toMatch(/^FAIL .*reader endpoint 127\.0\.0\.1:1 did not answer \(DB_CONNECTION\).*reads fall back to the writer/);
+    expect(lineOf(output, 'transaction')).toMatch(/^PASS /);
+    expect(output).toMatch(/1 of 9 checks failed\./);
   });
 
   it('fails on a CA that did not sign the server certificate, in one line naming DB_SSL_CA_FILE', async () => {
@@ -59,7 +69,7 @@ describe('npm run db:check', () => {
     expect(code).toBe(1);
     expect(lineOf(output, 'connect')).toMatch(/^FAIL .*TlsError: TLS verification of the database server failed .* → point DB_SSL_CA_FILE at the CA/);
     expect(lineOf(output, 'tls')).toMatch(/^SKIP .*needs connect/);
-    expect(output).toMatch(/1 of 8 checks failed, 5 skipped\./);
+    expect(output).toMatch(/1 of 9 checks failed, 6 skipped\./);
   });
 
   it('fails on a malformed DB_POOL_MAX, in one line naming the variable, before connecting', async () => {

@@ -65,6 +65,15 @@ describe('reader endpoints', () => {
     expect(writeTxPort).toBe(writer.port);
   });
 
+  it('reports the reader in healthCheck(), probed on its own pool', async () => {
+    const db = database();
+
+    const report = await db.healthCheck();
+
+    expect(report.reader).toEqual({ ok: true, latencyMillis: expect.any(Number) });
+    expect(report.readerPool).toMatchObject({ total: 1 });
+  });
+
   it('falls back to the writer for reads while the reader is unreachable, and logs it once', async () => {
     const warnings: string[] = [];
     const logger: DbLogger = { info: () => undefined, warn: (message) => warnings.push(message), error: () => undefined };
@@ -90,9 +99,12 @@ describe('reader endpoints', () => {
       const first = await read().catch((e: unknown) => e);
       const second = await read();
 
+      const report = await db.healthCheck({ deadline: Date.now() + 600 });
+
       expect(first).toBeInstanceOf(DeadlineExceededError);
       expect(second.rows[0].port).toBe(writer.port);
       expect(warnings.filter((w) => /reader endpoint is unreachable/.test(w))).toHaveLength(1);
+      expect(report).toMatchObject({ serverVersion: expect.any(String), reader: { ok: false, error: 'DB_DEADLINE_EXCEEDED' } });
     } finally {
       sockets.forEach((socket) => socket.destroy());
       await new Promise((resolve) => silent.close(resolve));

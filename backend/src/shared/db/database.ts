@@ -11,7 +11,7 @@ import { createEmfReporter } from './metrics';
 import { PoolManager } from './pool';
 import { ClientSource, readerCredentials, ReadRouter } from './reader';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from './retry';
-import { boundQueries, sendQuery } from './timed-query';
+import { boundQueries, sendQuery, timedQuery } from './timed-query';
 import { runTransaction, TransactionCallback, TransactionOptions } from './transaction';
 
 /** Options of one query() call. */
@@ -46,6 +46,11 @@ export interface HealthReport {
   readonly credentialsSource: string;
   readonly pool: PoolCounts;
   readonly readerPool?: PoolCounts;
+  /**
+   * With a reader endpoint: one `SELECT 1` on the reader itself (no fallback to the writer), so a health check does
+   * not report ok for reads that are silently going to the writer. `error` is the DbError code.
+   */
+  readonly reader?: { readonly ok: true; readonly latencyMillis: number } | { readonly ok: false; readonly error: string };
 }
 
 /** A configured database: the same methods the db.ts facade exports. */
@@ -222,6 +227,7 @@ export function createDatabase(options: DbOptions = {}): Database {
       [], { ...deadlineOptions, idempotent: true },
     );
     const tlsVersion = rows[0].tls_version ?? null;
+    const reader = readerPool ? await probeReader(readerPool, resolveDeadline(deadlineOptions, config.operationTimeoutMillis, startedAt)) : undefined;
     return {
       latencyMillis: Date.now() - startedAt,
       serverVersion: rows[0].server_version,
@@ -231,8 +237,27 @@ export function createDatabase(options: DbOptions = {}): Database {
       certificateVerified: tlsVersion !== null && config.ssl === 'verify-full',
       credentialsSource: credentials.description,
       pool: pool.counts(),
-      ...(readerPool ? { readerPool: readerPool.counts() } : {}),
+      ...(readerPool ? { readerPool: readerPool.counts(), reader } : {}),
     };
+  }
+
+  /** One round trip on the reader's own pool, without retries or fallback. */
+  async function probeReader(readers: PoolManager, deadline: number): Promise<HealthReport['reader']> {
+    const startedAt = Date.now();
+    try {
+      const client = await readers.acquire(deadline, false);
+      try {
+        await timedQuery(client, 'SELECT 1', undefined, clampTimeoutMillis(config.queryTimeoutMillis, deadline));
+        client.release();
+      } catch (err) {
+        client.release(err instanceof Error ? err : true);
+        throw err;
+      }
+      return { ok: true, latencyMillis: Date.now() - startedAt };
+    } catch (err) {
+      const error = err instanceof AttemptFailed ? err.failure.error : classifyStatementFailure(err, 'statement').error;
+      return { ok: false, error: error.code };
+    }
   }
 
   return {
