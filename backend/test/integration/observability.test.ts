@@ -130,6 +130,18 @@ describe('DB_METRICS=emf inside Lambda', () => {
   });
 });
 
+describe('healthCheck and the operation reports', () => {
+  it('is not counted as an operation in onQuery events', async () => {
+    const events: QueryEvent[] = [];
+    const db = database({ hooks: { onQuery: (e) => events.push(e) } });
+
+    await db.healthCheck();
+    await db.query('SELECT 1');
+
+    expect(events.map((e) => e.kind)).toEqual(['query']);
+  });
+});
+
 describe('healthCheck', () => {
   it('reports the server version, the TLS protocol and a verified certificate', async () => {
     const db = database();

@@ -148,8 +148,9 @@ export function createDatabase(options: DbOptions = {}): Database {
     });
   }
 
-  // Not an async function: the path of a query that succeeds at once is a checkout, the statement and a release.
-  function query<T extends QueryResultRow>(text: string, values?: unknown[], queryOptions: QueryOptions = {}): Promise<QueryResult<T>> {
+  // query(), and healthCheck() unreported. Not an async function: the path of a query that succeeds at once is a
+  // checkout, the statement and a release.
+  function runQuery<T extends QueryResultRow>(text: string, values: unknown[] | undefined, queryOptions: QueryOptions, reported: boolean): Promise<QueryResult<T>> {
     const startedAt = Date.now();
     let deadline: number;
     try {
@@ -165,7 +166,7 @@ export function createDatabase(options: DbOptions = {}): Database {
       attempts = attempt;
       return attemptStatement<T>(source, text, values, deadline, !idempotent, queryOptions);
     }, policy('query', deadline, idempotent, requestId));
-    if (!observed()) return result;
+    if (!reported || !observed()) return result;
     return result.then(
       (value) => {
         report('query', startedAt, requestId, { attempts, rowCount: value.rowCount });
@@ -222,9 +223,10 @@ export function createDatabase(options: DbOptions = {}): Database {
 
   async function healthCheck(deadlineOptions: DeadlineOptions = {}): Promise<HealthReport> {
     const startedAt = Date.now();
-    const { rows } = await query<{ server_version: string; user: string; tls_version: string | null; tls_cipher: string | null }>(
+    const { rows } = await runQuery<{ server_version: string; user: string; tls_version: string | null; tls_cipher: string | null }>(
       "SELECT current_setting('server_version') AS server_version, current_user AS user, s.version AS tls_version, s.cipher AS tls_cipher FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
-      [], { ...deadlineOptions, idempotent: true },
+      // Not reported as an operation: a health probe is not traffic (EMF metrics and onQuery count only the handler's calls).
+      [], { ...deadlineOptions, idempotent: true }, false,
     );
     const tlsVersion = rows[0].tls_version ?? null;
     const reader = readerPool ? await probeReader(readerPool, resolveDeadline(deadlineOptions, config.operationTimeoutMillis, startedAt)) : undefined;
@@ -262,7 +264,7 @@ export function createDatabase(options: DbOptions = {}): Database {
 
   return {
     config,
-    query,
+    query: <T extends QueryResultRow>(text: string, values?: unknown[], queryOptions: QueryOptions = {}) => runQuery<T>(text, values, queryOptions, true),
     getClient,
     withTransaction,
     healthCheck,
