@@ -70,6 +70,9 @@ function classifyBeforeCommit(err: unknown, lost: Error | undefined, inTransacti
   return { error: new DbError('The transaction callback threw.', { cause: err }), retry: 'never', destroyClient: false, refreshCredentials: false, cost: 1, baseDelayMillis: 0 };
 }
 
+/** Whether so little is left before the deadline that a COMMIT sent now could only time out. */
+const tooLateForCommit = (deadline: number) => deadline - Date.now() < MIN_ATTEMPT_MILLIS;
+
 /** Runs one transaction attempt after attempt under `policy`, settling an ambiguous COMMIT. */
 export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallback<T>, options: TransactionOptions, policy: RetryPolicy, queryTimeoutMillis: number): Promise<T> {
   const begin = beginStatement(options);
@@ -85,7 +88,8 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
     try {
       await client.query(begin);
       result = await fn(client, { afterCommit: (f) => void callbacks.push(f), attempt });
-      if (!options.readOnly) xid = (await client.query(XID_SQL)).rows[0].xid;
+      // The transaction id is read only when a COMMIT can still follow in time (checked again below).
+      if (!options.readOnly && !tooLateForCommit(policy.deadline)) xid = (await client.query(XID_SQL)).rows[0].xid;
     } catch (err) {
       restore();
       const lost = pool.lostError(client);
@@ -94,7 +98,7 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
       throw new AttemptFailed(failure, err);
     }
     restore();
-    if (policy.deadline - Date.now() < MIN_ATTEMPT_MILLIS) {
+    if (tooLateForCommit(policy.deadline)) {
       // A COMMIT sent with almost no time left would most likely time out and turn a sound transaction into one to
       // settle: fail definitively instead. Closing the connection aborts the transaction on the server.
       client.release(new Error('deadline reached before COMMIT'));
