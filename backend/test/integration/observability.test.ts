@@ -31,6 +31,16 @@ function database(options: Parameters<typeof createDatabase>[0] = {}): Database 
   return db;
 }
 
+/** Collects what is written to stdout (where EMF lines go) until the mocks are restored. */
+function captureStdout(): string[] {
+  const lines: string[] = [];
+  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
+    return true;
+  });
+  return lines;
+}
+
 describe('onQuery', () => {
   it('reports each call with its request id and error code, never its SQL or values', async () => {
     const events: QueryEvent[] = [];
@@ -87,11 +97,7 @@ describe('the structured log', () => {
 
 describe('DB_METRICS=emf', () => {
   it('prints one Embedded Metric Format line per operation', async () => {
-    const lines: string[] = [];
-    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    });
+    const lines = captureStdout();
     const db = database({ metrics: 'emf', applicationName: 'emf-test' });
 
     await db.withTransaction((client) => client.query('SELECT $1::text', ['sensitive-parameter']), { context });
@@ -105,15 +111,9 @@ describe('DB_METRICS=emf', () => {
     });
     expect(lines.join('')).not.toContain('sensitive-parameter');
   });
-});
 
-describe('DB_METRICS=emf inside Lambda', () => {
   it("uses the function's name for the FunctionName dimension, whatever the applicationName", async () => {
-    const lines: string[] = [];
-    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    });
+    const lines = captureStdout();
     const saved = process.env.AWS_LAMBDA_FUNCTION_NAME;
     process.env.AWS_LAMBDA_FUNCTION_NAME = 'orders-api';
     try {
