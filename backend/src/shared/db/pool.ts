@@ -46,9 +46,6 @@ async function endWhenDrained(pool: Pool): Promise<void> {
   if (!pool.ending) await pool.end().catch(() => undefined);
 }
 
-/** Whether a checkout from `pool` would have to wait for a client to be released. */
-const isFull = (pool: Pool, max: number) => pool.totalCount >= max && pool.idleCount === 0;
-
 function identityOf(c: DbCredentials): string {
   return `${c.user}@${c.host}:${c.port}/${c.database}`;
 }
@@ -172,7 +169,7 @@ export class PoolManager {
    */
   private checkOut(credentials: DbCredentials, deadline: number, validate: boolean, round: number, done: (err: unknown, client?: PoolClient) => void, direct: boolean): void {
     const pool = this.poolFor(credentials);
-    const wasFull = isFull(pool, this.config.poolMax);
+    const wasFull = pool.totalCount >= this.config.poolMax && pool.idleCount === 0;
     const onConnect = (err: unknown, client?: PoolClient) => {
       if (!client) {
         this.connectFailed(err, credentials, deadline, wasFull).catch(done);
