@@ -10,7 +10,7 @@ import { createLogger, isLevelEnabled } from './log';
 import { createEmfReporter } from './metrics';
 import { PoolManager } from './pool';
 import { ClientSource, readerCredentials, ReadRouter } from './reader';
-import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from './retry';
+import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, retryAfter, withRetry } from './retry';
 import { boundQueries, sendQuery, timedQuery } from './timed-query';
 import { runTransaction, TransactionCallback, TransactionOptions } from './transaction';
 
@@ -110,46 +110,44 @@ export function createDatabase(options: DbOptions = {}): Database {
   };
 
   /**
-   * One query() attempt: a checkout, the statement with its timeout, the release; a failure leaves classified (as
-   * AttemptFailed). On the writer pool the steps chain by callback, so the attempt is a single promise.
+   * One query() attempt: a checkout, the statement with its timeout, the release; `done` gets the result, or else
+   * the failure (classified, as AttemptFailed), once. On the writer pool the steps chain by callback, no promise.
    */
-  function attemptStatement<T extends QueryResultRow>(source: ClientSource, text: string, values: unknown[] | undefined, deadline: number, validate: boolean, queryOptions: QueryOptions): Promise<QueryResult<T>> {
-    return new Promise((resolve, reject) => {
-      const onClient = (err: unknown, client?: PoolClient) => {
-        if (err || !client) {
-          reject(err);
-          return;
-        }
-        const settle = (queryError: Error | null, result: QueryResult<T>) => {
-          // Runs inside pg's socket handling: nothing may throw out of it (a release() called twice would).
-          try {
-            if (!queryError) {
-              client.release();
-              resolve(result);
-              return;
-            }
-            const failure = classifyStatementFailure(queryError, 'statement', queryOptions);
-            client.release(failure.destroyClient ? failure.error : undefined);
-            reject(new AttemptFailed(failure));
-          } catch (thrown) {
-            reject(thrown);
-          }
-        };
+  function attemptStatement<T extends QueryResultRow>(source: ClientSource, text: string, values: unknown[] | undefined, deadline: number, validate: boolean, queryOptions: QueryOptions, done: (err: unknown, result?: QueryResult<T>) => void): void {
+    const onClient = (err: unknown, client?: PoolClient) => {
+      if (err || !client) {
+        done(err);
+        return;
+      }
+      const settle = (queryError: Error | null, result: QueryResult<T>) => {
+        // Runs inside pg's socket handling: nothing may throw out of it (a release() called twice would).
         try {
-          sendQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline), settle);
+          if (!queryError) {
+            client.release();
+            done(undefined, result);
+            return;
+          }
+          const failure = classifyStatementFailure(queryError, 'statement', queryOptions);
+          client.release(failure.destroyClient ? failure.error : undefined);
+          done(new AttemptFailed(failure));
         } catch (thrown) {
-          // A throw comes before anything is sent; the client is discarded all the same rather than handed on.
-          client.release(thrown instanceof Error ? thrown : true);
-          reject(thrown);
+          done(thrown);
         }
       };
-      if (source === pool) pool.acquireThen(deadline, validate, onClient);
-      else source.acquire(deadline, validate).then((client) => onClient(undefined, client), onClient);
-    });
+      try {
+        sendQuery<T>(client, text, values, clampTimeoutMillis(config.queryTimeoutMillis, deadline), settle);
+      } catch (thrown) {
+        // A throw comes before anything is sent; the client is discarded all the same rather than handed on.
+        client.release(thrown instanceof Error ? thrown : true);
+        done(thrown);
+      }
+    };
+    if (source === pool) pool.acquireThen(deadline, validate, onClient);
+    else source.acquire(deadline, validate).then((client) => onClient(undefined, client), onClient);
   }
 
   // query(), and healthCheck() unreported. Not an async function: the path of a query that succeeds at once is a
-  // checkout, the statement and a release.
+  // checkout, the statement and a release, settling one promise; only a failure builds the retry policy and loop.
   function runQuery<T extends QueryResultRow>(text: string, values: unknown[] | undefined, queryOptions: QueryOptions, reported: boolean): Promise<QueryResult<T>> {
     const startedAt = Date.now();
     let deadline: number;
@@ -161,11 +159,28 @@ export function createDatabase(options: DbOptions = {}): Database {
     const idempotent = queryOptions.idempotent === true;
     const source = queryOptions.readOnly ? reads : pool;
     const requestId = queryOptions.context?.awsRequestId;
-    let attempts = 0;
-    const result = withRetry((attempt) => {
-      attempts = attempt;
-      return attemptStatement<T>(source, text, values, deadline, !idempotent, queryOptions);
-    }, policy('query', deadline, idempotent, requestId));
+    let attempts = 1;
+    const result = new Promise<QueryResult<T>>((resolve, reject) => {
+      const retry = (attemptNumber: number) => {
+        attempts = attemptNumber;
+        return new Promise<QueryResult<T>>((settled, failed) => {
+          attemptStatement<T>(source, text, values, deadline, !idempotent, queryOptions, (err, value) => (value ? settled(value) : failed(err)));
+        });
+      };
+      const first = (err: unknown, value?: QueryResult<T>) => {
+        if (value) {
+          budget.refund();
+          resolve(value);
+        } else {
+          retryAfter(err, retry, policy('query', deadline, idempotent, requestId)).then(resolve, reject);
+        }
+      };
+      try {
+        attemptStatement<T>(source, text, values, deadline, !idempotent, queryOptions, first);
+      } catch (thrown) {
+        first(thrown);
+      }
+    });
     if (!reported || !observed()) return result;
     return result.then(
       (value) => {

@@ -112,8 +112,11 @@ export function withRetry<T>(attempt: (attemptNumber: number) => Promise<T>, pol
   );
 }
 
-/** The retry loop, entered with the first attempt's failure. */
-async function retryAfter<T>(firstFailure: unknown, attempt: (attemptNumber: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
+/**
+ * The retry loop, entered with the first attempt's failure (`attempt` is then called with 2, 3, …). For a caller
+ * that runs its first attempt itself, as query() does to spare a promise on the path that succeeds at once.
+ */
+export async function retryAfter<T>(firstFailure: unknown, attempt: (attemptNumber: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
   const now = policy.now ?? Date.now;
   const random = policy.random ?? Math.random;
   let caught = firstFailure;
