@@ -115,10 +115,10 @@ function printBanner(api: LocalApi): void {
       '',
       'Try:',
       `  curl -s ${api.url}/health`,
-      `  curl -s -X POST ${users} ${json} -d '{"email":"ada@example.com","name":"Ada Lovelace"}'`,
+      `  curl -s -X POST ${users} ${json} -d '${JSON.stringify({ email: 'ada@example.com', name: 'Ada Lovelace', requestId: crypto.randomUUID() })}'`,
       `  curl -s ${users}`,
       `  curl -s -X POST ${api.url}/tenants/${DEMO_TENANT_ID}/transfers ${json} -d '${JSON.stringify(transfer)}'`,
-      `  (the same transfer again answers 200 with the first result: requestId is its idempotency key)`,
+      `  (the same request again answers 200 with the first result: requestId is its idempotency key)`,
       '',
     ].join('\n'),
   );

@@ -84,6 +84,11 @@ export function requireUuid(body: JsonObject, field: string): string {
   return value.toLowerCase();
 }
 
+/** An optional UUID field of the body, lower-cased; undefined when absent. */
+export function optionalUuid(body: JsonObject, field: string): string | undefined {
+  return body[field] === undefined ? undefined : requireUuid(body, field);
+}
+
 /** A required integer field from `min` to `max` (both safe integers). */
 export function requireInteger(body: JsonObject, field: string, min: number, max: number): number {
   const value = body[field];

@@ -86,6 +86,59 @@ describe('create-user', () => {
     expect(await snapshot(app.admin)).toEqual(before);
   });
 
+  describe('with a requestId', () => {
+    const usersWithKey = async (requestId: string) =>
+      (await app.admin.query('SELECT u.id, count(a.id)::int AS audits FROM users u LEFT JOIN audit_log a ON a.entity_id = u.id WHERE u.request_id = $1 GROUP BY u.id', [requestId])).rows;
+
+    it('answers a retry with the user the first request made (200), and writes nothing more', async () => {
+      const requestId = 'b0000000-0000-4000-8000-000000000001';
+      const first = await call(createUser, { method: 'POST', path: users, body: { email: 'hedy@example.com', name: 'Hedy', requestId } });
+      const before = await snapshot(app.admin);
+
+      const retry = await call(createUser, { method: 'POST', path: users, body: { email: 'Hedy@Example.com', name: ' Hedy ', requestId: requestId.toUpperCase() } });
+
+      expect(first.status).toBe(201);
+      expect(retry.status).toBe(200);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+      expect(retry.body.user).toEqual(first.body.user);
+      expect(retry.headers.location).toBe(first.headers.location);
+      expect(await snapshot(app.admin)).toEqual(before);
+      expect(await usersWithKey(requestId)).toEqual([{ id: first.body.user.id, audits: 1 }]);
+    });
+
+    it('creates one user for two concurrent requests with the same requestId, and answers both with it', async () => {
+      const requestId = 'b0000000-0000-4000-8000-000000000002';
+      const body = { email: 'katherine@example.com', name: 'Katherine', requestId };
+
+      const responses = await Promise.all([call(createUser, { method: 'POST', path: users, body }), call(createUser, { method: 'POST', path: users, body })]);
+
+      expect(responses.map((r) => r.status).sort()).toEqual([200, 201]);
+      expect(responses[0].body.user).toEqual(responses[1].body.user);
+      expect(await usersWithKey(requestId)).toEqual([{ id: responses[0].body.user.id, audits: 1 }]);
+    });
+
+    it('answers 422 when the requestId was used for a different user, and writes nothing', async () => {
+      const requestId = 'b0000000-0000-4000-8000-000000000003';
+      await call(createUser, { method: 'POST', path: users, body: { email: 'barbara@example.com', name: 'Barbara', requestId } });
+      const before = await snapshot(app.admin);
+
+      const response = await call(createUser, { method: 'POST', path: users, body: { email: 'radia@example.com', name: 'Radia', requestId } });
+
+      expect(response.status).toBe(422);
+      expect(response.body.error).toEqual({ code: 'REQUEST_ID_REUSED', message: 'This `requestId` was already used to create a different user.' });
+      expect(await snapshot(app.admin)).toEqual(before);
+    });
+
+    it('still answers 409 for an email that another request took', async () => {
+      await call(createUser, { method: 'POST', path: users, body: { email: 'frances@example.com', name: 'Frances', requestId: 'b0000000-0000-4000-8000-000000000004' } });
+
+      const response = await call(createUser, { method: 'POST', path: users, body: { email: 'frances@example.com', name: 'Frances', requestId: 'b0000000-0000-4000-8000-000000000005' } });
+
+      expect(response.status).toBe(409);
+      expect(response.body.error.code).toBe('EMAIL_TAKEN');
+    });
+  });
+
   it.each([
     ['malformed JSON', '{"email": "x@example.com", "name": '],
     ['a missing name', { email: 'x@example.com' }],

@@ -47,10 +47,13 @@ describe('migrate', () => {
     const first = await migrate(db);
     const second = await migrate(db);
 
-    expect(first).toEqual(['001']);
+    expect(first).toEqual(['001', '002']);
     expect(second).toEqual([]);
-    const { rows } = await db.query('SELECT version, name, checksum FROM schema_migrations');
-    expect(rows).toEqual([{ version: '001', name: 'init', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
+    const { rows } = await db.query('SELECT version, name, checksum FROM schema_migrations ORDER BY version');
+    expect(rows).toEqual([
+      { version: '001', name: 'init', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      { version: '002', name: 'user_request_id', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) },
+    ]);
     expect((await db.query('SELECT count(*)::int AS n FROM wallets')).rows[0].n).toBe(0);
   });
 

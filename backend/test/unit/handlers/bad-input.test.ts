@@ -28,6 +28,7 @@ const cases: Array<[string, typeof createUser, HttpEventOptions, RegExp]> = [
   ['create-user with a numeric name', createUser, { method: 'POST', path: `/tenants/${T}/users`, body: { email: 'a@b.co', name: 5 } }, /`name` to be a string/],
   ['create-user with a bad tenant id', createUser, { method: 'POST', path: '/tenants/nope/users', body: { email: 'a@b.co', name: 'A' } }, /`tenantId`/],
   ['create-user with an extra field', createUser, { method: 'POST', path: `/tenants/${T}/users`, body: { email: 'a@b.co', name: 'A', admin: true } }, /`admin`/],
+  ['create-user with a bad requestId', createUser, { method: 'POST', path: `/tenants/${T}/users`, body: { email: 'a@b.co', name: 'A', requestId: 'r1' } }, /`requestId` to be a UUID/],
   ['get-user with a bad user id', getUser, { method: 'GET', path: `/tenants/${T}/users/42` }, /`userId`/],
   ['list-users with limit=0', listUsers, { method: 'GET', path: `/tenants/${T}/users?limit=0` }, /`limit`/],
   ['transfer with a string amount', transfer, { method: 'POST', path: `/tenants/${T}/transfers`, body: { ...goodTransfer, amountCents: '100' } }, /`amountCents`/],
