@@ -168,6 +168,35 @@ describe('SecretsManagerCredentials', () => {
     await expect(provider.get()).rejects.toBeInstanceOf(CredentialsError);
   });
 
+  it('fails a refresh after the jittered expiry when the grace period is zero', async () => {
+    secretsManager.on(GetSecretValueCommand).resolvesOnce({ SecretString: secretString('pw-1') }).rejects(sdkError('InternalServiceError'));
+    const provider = createProvider({ random: 0.999_999, config: { credentialsGraceMillis: 0 } });
+    const start = clock;
+    await provider.get();
+
+    clock = start + 0.9 * TTL_MILLIS + 1;
+
+    await expect(provider.get()).rejects.toBeInstanceOf(CredentialsError);
+    expect(fakeLogger.warn).not.toHaveBeenCalled();
+  });
+
+  it('stops serving the last good secret when the grace period ends, even before the next retry is due', async () => {
+    secretsManager.on(GetSecretValueCommand).resolvesOnce({ SecretString: secretString('pw-1') }).rejects(sdkError('InternalServiceError'));
+    const provider = createProvider({ random: 0 });
+    const start = clock;
+    await provider.get();
+
+    clock = start + TTL_MILLIS + GRACE_MILLIS - 1000;
+    const stale = await provider.get();
+    clock = start + TTL_MILLIS + GRACE_MILLIS;
+    const peekedAtGraceEnd = provider.peek();
+
+    expect(stale.password).toBe('pw-1');
+    expect(peekedAtGraceEnd).toBeUndefined();
+    await expect(provider.get()).rejects.toBeInstanceOf(CredentialsError);
+    expect(fetchCount()).toBe(3);
+  });
+
   it('maps a ThrottlingException to a CredentialsError naming the secret id', async () => {
     secretsManager.on(GetSecretValueCommand).rejects(sdkError('ThrottlingException', 'Rate exceeded'));
     const provider = createProvider();

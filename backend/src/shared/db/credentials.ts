@@ -25,7 +25,7 @@ export interface CredentialsProvider {
 
 /** A forced refresh runs at most once per this interval, so a storm of 28P01s makes few calls. */
 const MIN_FORCED_REFRESH_MILLIS = 1000;
-/** After a failed refresh, the stale secret is served this long before the next try. */
+/** After a failed refresh, the stale secret is served this long before the next try (never past the grace period). */
 const RETRY_AFTER_FAILURE_MILLIS = 5000;
 /** An AWSPENDING version is only trusted briefly: rotation promotes it to AWSCURRENT within about a minute. */
 const PENDING_TTL_MILLIS = 60_000;
@@ -34,8 +34,11 @@ interface CacheEntry {
   credentials: DbCredentials;
   fetchedAt: number;
   expiresAt: number;
-  /** This entry's lifetime (shorter for an AWSPENDING version); the grace period after a failed refresh follows it. */
-  ttlMillis: number;
+  /**
+   * Until when the entry may be served while refreshes fail: the grace period counted from the (jittered) expiry at
+   * which the refresh is due, so it follows this entry's own lifetime (shorter for an AWSPENDING version).
+   */
+  graceEndsAt: number;
 }
 
 /** Reads the secret's AWSCURRENT (or AWSPENDING) version from Secrets Manager and caches it. */
@@ -99,14 +102,18 @@ export class SecretsManagerCredentials implements CredentialsProvider {
       const now = this.now();
       // Up to 10 % shorter, so a fleet of sandboxes does not refresh in step. After clear(), the callers already
       // waiting get what was fetched, but the cache stays empty: the next call fetches again.
-      if (generation === this.generation) this.entry = { credentials, fetchedAt: now, expiresAt: now + ttlMillis * (1 - 0.1 * this.random()), ttlMillis };
+      if (generation === this.generation) {
+        const expiresAt = now + ttlMillis * (1 - 0.1 * this.random());
+        this.entry = { credentials, fetchedAt: now, expiresAt, graceEndsAt: expiresAt + this.config.credentialsGraceMillis };
+      }
       event(true, false);
       return credentials;
     } catch (err) {
       const entry = this.entry;
       const now = this.now();
-      if (entry && generation === this.generation && now < entry.fetchedAt + entry.ttlMillis + this.config.credentialsGraceMillis) {
-        entry.expiresAt = now + RETRY_AFTER_FAILURE_MILLIS;
+      if (entry && generation === this.generation && now < entry.graceEndsAt) {
+        // The next try is due in 5 s, but never later than the end of the grace period.
+        entry.expiresAt = Math.min(now + RETRY_AFTER_FAILURE_MILLIS, entry.graceEndsAt);
         // The message names the secret and the SDK's error name (throttling, access denied, a malformed secret), never a value.
         this.log.warn('Refreshing database credentials failed; serving the last good ones.', {
           source: this.description, error: err instanceof Error ? err.message : String(err), ageMillis: now - entry.fetchedAt,
