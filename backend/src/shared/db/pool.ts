@@ -118,7 +118,7 @@ export class PoolManager {
       database: credentials.database,
       user: credentials.user,
       // Called for every new connection, so a rotated password is picked up without rebuilding the pool.
-      password: async () => (this.credentials.peek() ?? (await this.credentials.get())).password,
+      password: this.passwordFor(credentials),
       ssl,
       max: c.poolMax,
       connectionTimeoutMillis: c.connectTimeoutMillis,
@@ -133,6 +133,21 @@ export class PoolManager {
     pool.on('connect', (client) => void this.connectedAt.set(client, Date.now()));
     pool.on('error', (err) => this.log.warn('An idle database connection failed and was removed.', { error: (err as { code?: string }).code ?? err.name }));
     return pool;
+  }
+
+  /**
+   * The password function of the pool made for `credentials`: the current password while the cached credentials
+   * name this pool's user and address; once they name another (the pool was replaced and drains its queue), the
+   * newest password this pool saw for its own user, never another user's.
+   */
+  private passwordFor(credentials: DbCredentials): () => Promise<string> {
+    const identity = identityOf(credentials);
+    let known = credentials;
+    return async () => {
+      const latest = this.credentials.peek() ?? (await this.credentials.get());
+      if (latest !== known && identityOf(latest) === identity) known = latest;
+      return known.password;
+    };
   }
 
   /**
