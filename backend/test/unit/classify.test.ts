@@ -47,6 +47,23 @@ describe('classifyConnectFailure', () => {
     expect(failure).toMatchObject({ retry: 'always', cost: 2 });
   });
 
+  describe('a PAM rejection (28000), as RDS answers a rejected IAM token', () => {
+    const pam = () => serverError('28000', 'FATAL', 'PAM authentication failed for user "app"');
+
+    it('signs a new token and retries once with DB_AUTH=iam', () => {
+      const failure = classifyConnectFailure(pam(), true);
+
+      expect(failure.error).toBeInstanceOf(AuthenticationError);
+      expect(failure.error.message).toMatch(/rejected the IAM authentication token \(SQLSTATE 28000\).*rds_iam/);
+      expect(failure).toMatchObject({ retry: 'always', refreshCredentials: true, maxRetries: 1 });
+    });
+
+    it('is a ConfigurationError with password authentication, and so is any other 28000 with IAM', () => {
+      expect(classifyConnectFailure(pam()).error).toBeInstanceOf(ConfigurationError);
+      expect(classifyConnectFailure(serverError('28000', 'FATAL', 'no pg_hba.conf entry for host "10.0.0.1"'), true).error).toBeInstanceOf(ConfigurationError);
+    });
+  });
+
   it('retries a connection the server closed during startup', () => {
     const failure = classifyConnectFailure(new Error('Connection terminated unexpectedly'));
 
@@ -243,6 +260,43 @@ describe('classifyStatementFailure', () => {
       const failure = classifyStatementFailure(serverError(code), 'statement');
 
       expect(failure.error.name).toBe('AmbiguousResultError');
+    });
+  });
+
+  describe('a server whose messages are translated (lc_messages), so that pg reports the severity in that language', () => {
+    it('keeps an ERROR definitive by its SQLSTATE', () => {
+      const failure = classifyStatementFailure(serverError('23505', 'FEHLER', 'doppelter Schlüsselwert verletzt Unique-Constraint'), 'statement');
+
+      expect(failure.error.name).toBe('UniqueViolationError');
+      expect(failure).toMatchObject({ retry: 'never', destroyClient: false });
+      expect(failure.error.ambiguous).toBe(false);
+    });
+
+    it('still retries a translated serialization failure, and reports it retryable', () => {
+      expect(classifyStatementFailure(serverError('40001', 'FEHLER'), 'statement').retry).toBe('always');
+      expect(isRetryable(serverError('40001', 'FEHLER'))).toBe(true);
+    });
+
+    it.each(['57P01', '25P03', '08006'])('treats a translated %s, which ends the session, as a lost connection', (code) => {
+      const failure = classifyStatementFailure(serverError(code, 'SCHWERWIEGEND'), 'statement');
+
+      expect(failure.error).toBeInstanceOf(ConnectionLostError);
+      expect(failure.destroyClient).toBe(true);
+    });
+  });
+
+  describe("pg's refusal of a statement before it sends any of it", () => {
+    it.each([
+      "Prepared statements must be unique - 'q' was used for a different statement",
+      'Query values must be an array',
+      'A query must have either text or a name. Supplying neither is unsupported.',
+    ])('is a QueryError that is neither retried nor ambiguous, and keeps the client: %s', (message) => {
+      const failure = classifyStatementFailure(new Error(message), 'statement', { inTransaction: true });
+
+      expect(failure.error).toBeInstanceOf(QueryError);
+      expect(failure.error).toMatchObject({ retryable: false, ambiguous: false, phase: 'statement' });
+      expect(failure).toMatchObject({ retry: 'never', destroyClient: false });
+      expect(isAmbiguous(new Error(message))).toBe(false);
     });
   });
 

@@ -1,6 +1,6 @@
 import { DatabaseError } from 'pg-protocol';
 import { classifyConnectFailure, classifyStatementFailure, Failure, RetryRule } from '../../src/shared/db/classify';
-import { ConnectionLostError, DbError, DeadlineExceededError, SerializationFailureError, TooManyConnectionsError } from '../../src/shared/db/errors';
+import { ConfigurationError, ConnectionLostError, DbError, DeadlineExceededError, SerializationFailureError, TooManyConnectionsError } from '../../src/shared/db/errors';
 import type { RetryEvent } from '../../src/shared/db/hooks';
 import { AttemptFailed, resolveDeadline, RetryBudget, RetryPolicy, withRetry } from '../../src/shared/db/retry';
 
@@ -321,6 +321,24 @@ describe('resolveDeadline', () => {
 
   it('falls back to the operation budget', () => {
     expect(resolveDeadline({}, 10_000, now)).toBe(now + 10_000);
+  });
+
+  it.each([
+    ['an invalid Date', new Date('not a date'), /got an invalid Date/],
+    ['NaN', Number.NaN, /got NaN/],
+    ['a string', '2026-01-01' as unknown as number, /got a string/],
+  ])('rejects %s as a deadline, which would disable every timeout', (_name, deadline, message) => {
+    const resolve = () => resolveDeadline({ deadline }, 10_000, now);
+
+    expect(resolve).toThrow(ConfigurationError);
+    expect(resolve).toThrow(message);
+  });
+
+  it('rejects a context whose remaining time is not a number', () => {
+    const resolve = () => resolveDeadline({ context: { getRemainingTimeInMillis: () => undefined as unknown as number } }, 10_000, now);
+
+    expect(resolve).toThrow(ConfigurationError);
+    expect(resolve).toThrow(/getRemainingTimeInMillis\(\)` to return a number of milliseconds, got undefined/);
   });
 });
 

@@ -52,6 +52,23 @@ const SESSION_ENDED = new Set(['57P01', '57P02', '57P05', '25P03', '08006', '080
 
 const DEFAULT_BASE_MILLIS = 50;
 
+/** Severities whose English name pg reports: `S` is translated by the server's lc_messages, and pg drops `V`. */
+const KNOWN_SEVERITIES = new Set(['ERROR', 'FATAL', 'PANIC']);
+/** pg's refusals of a statement before it sends any of it (a misused prepared statement name, values not an array, no text). */
+const NOT_SENT_BY_PG = /^(Prepared statements must be unique|Query values must be an array|A query must have either text or a name)/;
+/** RDS checks IAM tokens through PAM, whose failures keep SQLSTATE 28000 (28P01 is only for passwords). */
+const PAM_REJECTED = /PAM authentication failed/i;
+
+/**
+ * True for a server ERROR: the statement failed and the session goes on. On a server whose messages are translated
+ * the severity is not "ERROR" but, say, "FEHLER": there only a SQLSTATE that ends the session makes it fatal.
+ */
+export function isDefinitiveServerError(err: unknown): err is PgServerError {
+  if (!isServerError(err)) return false;
+  if (KNOWN_SEVERITIES.has(err.severity)) return err.severity === 'ERROR';
+  return !SESSION_ENDED.has(err.code) && !err.code.startsWith('08') && !err.code.startsWith('57P');
+}
+
 /** True for an error PostgreSQL sent (it has a SQLSTATE and a severity). */
 export function isServerError(err: unknown): err is PgServerError {
   const e = err as PgServerError | null;
@@ -68,14 +85,20 @@ function failure(error: DbError, retry: RetryRule, extra: Partial<Failure> = {})
   return { error, retry, destroyClient: false, refreshCredentials: false, cost: 1, baseDelayMillis: DEFAULT_BASE_MILLIS, ...extra };
 }
 
-/** Classifies a failure in the connect phase: nothing was sent, so any transient failure is safe to retry. */
-export function classifyConnectFailure(err: unknown): Failure {
+/**
+ * Classifies a failure in the connect phase: nothing was sent, so any transient failure is safe to retry. `iamAuth`:
+ * the password was an IAM token, so RDS's PAM rejection (28000) is a token to sign again, once, not a configuration error.
+ */
+export function classifyConnectFailure(err: unknown, iamAuth = false): Failure {
   if (err instanceof DbError) return failure(err, err.retryable ? 'always' : 'never');
   const opts: DbErrorOptions = { cause: err, phase: 'connect' };
   const e = err as { code?: string; message?: string; hostname?: string };
   if (isServerError(err)) {
     const s = err.code;
     if (s === '28P01') return failure(new AuthenticationError(`The database rejected the password for this user (SQLSTATE 28P01).`, { ...opts, sqlState: s, retryable: true }), 'always', { refreshCredentials: true, baseDelayMillis: 200 });
+    if (s === '28000' && iamAuth && PAM_REJECTED.test(err.message)) {
+      return failure(new AuthenticationError('The database rejected the IAM authentication token (SQLSTATE 28000); if this persists, check that the user has the rds_iam role and that the function may rds-db:connect as it.', { ...opts, sqlState: s, retryable: true }), 'always', { refreshCredentials: true, baseDelayMillis: 200, maxRetries: 1 });
+    }
     if (s === '53300') return failure(new TooManyConnectionsError('The database has no free connection slots (SQLSTATE 53300).', { ...opts, sqlState: s, retryable: true }), 'always', { cost: 2, baseDelayMillis: 250, maxRetries: 2 });
     // 08P01 (protocol violation: e.g. a proxy refusing a startup parameter) would fail the same way every time.
     if (s === '57P03' || s === '57P01' || s === '57P02' || (s.startsWith('08') && s !== '08P01')) return failure(new ConnectionError(`The database is not accepting connections right now (SQLSTATE ${s}).`, { ...opts, sqlState: s, retryable: true }), 'always', { baseDelayMillis: 250 });
@@ -148,11 +171,14 @@ export function classifyStatementFailure(err: unknown, phase: 'statement' | 'com
       err instanceof InvalidParameterError || (err instanceof ReadOnlyConnectionError && err.retryable);
     return failure(err, err.retryable ? 'always' : err.ambiguous ? 'idempotent' : 'never', { destroyClient, cost: err instanceof QueryTimeoutError ? 2 : 1 });
   }
-  if (isServerError(err) && err.severity === 'ERROR') return classifyServerError(err, phase, options);
+  if (isDefinitiveServerError(err)) return classifyServerError(err, phase, options);
+  const text = (err as Error)?.message ?? '';
+  if (NOT_SENT_BY_PG.test(text)) {
+    return failure(new QueryError(`pg refused the statement before sending it: ${text}`, {}, { cause: err, phase: 'statement' }), 'never');
+  }
   const opts: DbErrorOptions = { cause: err, phase, ambiguous: !options.inTransaction, retryable: !!options.inTransaction };
   const retry: RetryRule = options.inTransaction ? 'always' : 'idempotent';
   if (phase === 'commit') return failure(new CommitOutcomeUnknownError('The connection was lost during COMMIT.', { cause: err, phase, ambiguous: true, retryable: false }), 'never', { destroyClient: true });
-  const text = (err as Error)?.message ?? '';
   if (/Query read timeout/i.test(text)) {
     return failure(new QueryTimeoutError('The query timed out on the client; it may still run on the server.', opts), retry, { destroyClient: true, cost: 2 });
   }
@@ -169,7 +195,7 @@ export function classifyStatementFailure(err: unknown, phase: 'statement' | 'com
 /** True when retrying the operation that threw `err` cannot run a statement twice. Accepts raw pg errors too. */
 export function isRetryable(err: unknown): boolean {
   if (err instanceof DbError) return err.retryable;
-  if (isServerError(err) && err.severity === 'ERROR') return classifyServerError(err, 'statement', {}).retry === 'always';
+  if (isDefinitiveServerError(err)) return classifyServerError(err, 'statement', {}).retry === 'always';
   // Without the phase, only errors raised before any byte reached the server are known to be safe.
   return NEVER_CONNECTED.has((err as { code?: string } | null)?.code ?? '');
 }

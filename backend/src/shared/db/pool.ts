@@ -267,7 +267,7 @@ export class PoolManager {
       const counts = this.counts();
       throw new AttemptFailed(classifyConnectFailure(new PoolExhaustedError(`No pooled connection became free in time (max ${this.config.poolMax}, ${counts.waiting} waiting): raise DB_POOL_MAX or release clients.`, { cause: err })));
     }
-    const failure = classifyConnectFailure(err);
+    const failure = classifyConnectFailure(err, this.config.auth === 'iam');
     // Bounded too: the refresh may read two secret versions; the next attempt, if any, waits for the shared fetch.
     if (failure.refreshCredentials) await withinDeadline(this.credentials.refreshAfterRejection(credentials), deadline, 'credentials').catch(() => undefined);
     throw new AttemptFailed(failure);

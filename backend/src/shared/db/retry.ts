@@ -2,7 +2,7 @@
 // that no retry may cross and a per-container token budget so retries never amplify an outage. Classification is
 // classify.ts's job; an attempt reports it by throwing AttemptFailed.
 import type { Failure } from './classify';
-import { DbError, DeadlineExceededError } from './errors';
+import { ConfigurationError, DbError, DeadlineExceededError } from './errors';
 import { callHook, RetryEvent } from './hooks';
 
 /** The part of the Lambda context the deadline needs. */
@@ -25,12 +25,26 @@ export const MIN_ATTEMPT_MILLIS = 100;
 
 /** Resolves the operation's deadline: explicit, else Lambda time left less max(500 ms, 10 %), else the budget. */
 export function resolveDeadline(options: DeadlineOptions, operationTimeoutMillis: number, now: number): number {
-  if (options.deadline !== undefined) return +options.deadline;
+  if (options.deadline !== undefined) {
+    const deadline = +options.deadline;
+    // NaN would compare false everywhere: no deadline, no client timeout, a retry loop bounded by attempts alone.
+    if (!Number.isFinite(deadline)) throw new ConfigurationError(`Expected \`deadline\` to be a Date or epoch milliseconds, got ${describeValue(options.deadline)}.`);
+    return deadline;
+  }
   if (options.context) {
     const remaining = options.context.getRemainingTimeInMillis();
+    if (typeof remaining !== 'number' || !Number.isFinite(remaining)) {
+      throw new ConfigurationError(`Expected \`context.getRemainingTimeInMillis()\` to return a number of milliseconds, got ${describeValue(remaining)}.`);
+    }
     return now + remaining - Math.max(500, remaining * 0.1);
   }
   return now + operationTimeoutMillis;
+}
+
+function describeValue(value: unknown): string {
+  if (value instanceof Date) return 'an invalid Date';
+  if (typeof value === 'number' || value === undefined || value === null) return String(value);
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** One statement's client-side timeout: the configured query timeout (0: none), clamped to what is left of the deadline. */

@@ -2,8 +2,8 @@
 // A COMMIT that fails without an answer is settled, not guessed: the transaction id read before COMMIT is looked up
 // with pg_xact_status() on a fresh connection (PostgreSQL 13+).
 import type { PoolClient } from 'pg';
-import { ClassifyOptions, classifyStatementFailure, Failure, isServerError } from './classify';
-import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, DeadlineExceededError, TransactionAbortedError } from './errors';
+import { ClassifyOptions, classifyStatementFailure, Failure, isDefinitiveServerError, isServerError } from './classify';
+import { CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, DbError, DeadlineExceededError, InvalidParameterError, TransactionAbortedError } from './errors';
 import type { ClientSource } from './reader';
 import { boundQueries, timedQuery } from './timed-query';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, MIN_ATTEMPT_MILLIS, RetryPolicy, withRetry } from './retry';
@@ -55,18 +55,36 @@ export function beginStatement(options: TransactionOptions): string {
   return `BEGIN${level ? ISOLATION[level] : ''}${options.readOnly ? ' READ ONLY' : ''}`;
 }
 
+/** What the statements of one attempt's callback reported, for the decision after it. */
+interface CallbackFailures {
+  /** Every error pg gave the callback (raw, before typing), so that a rethrown one is known as the database's. */
+  readonly seen: WeakSet<object>;
+  /** The first failure that leaves the connection unfit (a client timeout: the statement may still run). */
+  unfit?: DbError;
+}
+
 /**
- * Makes the client's promise-returning query() throw typed DbErrors for the duration of the callback, and clamps
- * each statement's client timeout to the deadline: on a black-holed network nothing else would ever end it.
+ * Makes the client's promise-returning query() throw typed DbErrors for the duration of the callback, clamps each
+ * statement's client timeout to the deadline (on a black-holed network nothing else would ever end it), and records
+ * in `failures` what the statements reported, caught by the callback or not.
  */
-function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, timeoutMillis: () => number): () => void {
-  return boundQueries(client, timeoutMillis, { map: (err) => classifyStatementFailure(err, 'statement', inTransaction).error });
+function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, timeoutMillis: () => number, failures: CallbackFailures): () => void {
+  return boundQueries(client, timeoutMillis, {
+    observe: (err) => {
+      if (err !== null && typeof err === 'object') failures.seen.add(err);
+      const failure = classifyStatementFailure(err, 'statement', inTransaction);
+      // A parameter pg could not convert was never sent: nothing of it can run later.
+      if (failure.destroyClient && !(failure.error instanceof InvalidParameterError)) failures.unfit ??= failure.error;
+    },
+    map: (err) => classifyStatementFailure(err, 'statement', inTransaction).error,
+  });
 }
 
 /** Decides what a failure before COMMIT means: the callback's own errors are never retried. */
-function classifyBeforeCommit(err: unknown, lost: Error | undefined, inTransaction: ClassifyOptions): Failure {
-  if (err instanceof DbError || isServerError(err)) return classifyStatementFailure(err, 'statement', inTransaction);
-  if (lost) return classifyStatementFailure(lost, 'statement', inTransaction);
+function classifyBeforeCommit(err: unknown, failures: CallbackFailures, inTransaction: ClassifyOptions): Failure {
+  if (err instanceof DbError || isServerError(err) || (err !== null && typeof err === 'object' && failures.seen.has(err))) {
+    return classifyStatementFailure(err, 'statement', inTransaction);
+  }
   return { error: new DbError('The transaction callback threw.', { cause: err }), retry: 'never', destroyClient: false, refreshCredentials: false, cost: 1, baseDelayMillis: 0 };
 }
 
@@ -82,19 +100,23 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
   const { result, callbacks } = await withRetry(async (attempt) => {
     const client = await pool.acquire(policy.deadline, true);
     const callbacks: Array<() => unknown> = [];
-    const restore = typeQueryErrors(client, inTransaction, timeoutMillis);
+    const failures: CallbackFailures = { seen: new WeakSet() };
+    const restore = typeQueryErrors(client, inTransaction, timeoutMillis, failures);
     let xid: string | null = null;
     let result: T;
     try {
       await client.query(begin);
       result = await fn(client, { afterCommit: (f) => void callbacks.push(f), attempt });
+      // A statement that timed out may still be running and commit with the rest: the callback may have caught its
+      // error (or sent the write again), but this transaction is not committed; it is rolled back and rerun.
+      if (failures.unfit) throw failures.unfit;
       // The transaction id is read only when a COMMIT can still follow in time (checked again below).
       if (!options.readOnly && !tooLateForCommit(policy.deadline)) xid = (await client.query(XID_SQL)).rows[0].xid;
     } catch (err) {
       restore();
-      const lost = pool.lostError(client);
-      const failure = classifyBeforeCommit(err, lost, inTransaction);
-      await rollback(client, err, failure.destroyClient || !!lost, timeoutMillis());
+      const failure = classifyBeforeCommit(err, failures, inTransaction);
+      // Closing the connection is the rollback when it died or a statement of the callback may still run on it.
+      await rollback(client, err, failure.destroyClient || !!failures.unfit || !!pool.lostError(client), timeoutMillis());
       throw new AttemptFailed(failure, err);
     }
     restore();
@@ -115,7 +137,7 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
       client.release();
     } catch (err) {
       if (err instanceof AttemptFailed) throw err;
-      if (isServerError(err) && err.severity === 'ERROR' && !OUTCOME_UNKNOWN.has(err.code)) {
+      if (isDefinitiveServerError(err) && !OUTCOME_UNKNOWN.has(err.code)) {
         client.release();
         throw new AttemptFailed(classifyStatementFailure(err, 'commit', options));
       }

@@ -130,6 +130,26 @@ describe('withTransaction when the backend dies before COMMIT', () => {
     expect(await committed(orderId)).toEqual({ orders: 1, lines: 1, attempt: 2 });
   });
 
+  it("rethrows the callback's own error, without a rerun, when the backend died before it threw", async () => {
+    const db = open();
+    const orderId = crypto.randomUUID();
+    const own = new Error('no such customer');
+    const attempts: number[] = [];
+
+    const error = await rejectionOf(db.withTransaction(async (client, tx) => {
+      attempts.push(tx.attempt);
+      await client.query('INSERT INTO orders (id, attempt) VALUES ($1, $2)', [orderId, tx.attempt]);
+      const lost = new Promise((resolve) => client.once('error', resolve));
+      await kill(await backendPid(client));
+      await lost;
+      throw own;
+    }));
+
+    expect(error).toBe(own);
+    expect(attempts).toEqual([1]);
+    expect(await committed(orderId)).toEqual({ orders: 0, lines: 0, attempt: null });
+  });
+
   it('gives up with a typed error, not a crash, when every attempt loses its backend', async () => {
     const db = open({ maxAttempts: 3 });
     const orderId = crypto.randomUUID();

@@ -100,6 +100,37 @@ describe('any other server ERROR', () => {
   });
 });
 
+describe("pg's refusal of a statement before it sends any of it", () => {
+  it('is a QueryError that query() does not retry, even for an idempotent statement, and the connection is kept', async () => {
+    const db = open();
+    const before = (await db.query(PID_SQL)).rows[0].pid;
+
+    // As from plain JavaScript: values that are not an array.
+    const error = await rejectionOf(db.query('SELECT $1::int AS n', 5 as unknown as unknown[], { idempotent: true }));
+    const after = (await db.query(PID_SQL)).rows[0].pid;
+
+    expect(error).toBeInstanceOf(QueryError);
+    expect(error).toMatchObject({ retryable: false, ambiguous: false, attempts: 1 });
+    expect((error as Error).message).toBe('pg refused the statement before sending it: Query values must be an array');
+    expect(retries).toEqual([]);
+    expect(after).toBe(before);
+  });
+
+  it('is rethrown by withTransaction() without a rerun: a prepared-statement name used for other text', async () => {
+    const db = open();
+    const attempts: number[] = [];
+
+    const error = await rejectionOf(db.withTransaction(async (client, tx) => {
+      attempts.push(tx.attempt);
+      await client.query({ name: 'reused_tx', text: 'SELECT 1 AS n' });
+      await client.query({ name: 'reused_tx', text: 'SELECT 2 AS n' });
+    }));
+
+    expect(error).toBeInstanceOf(QueryError);
+    expect(attempts).toEqual([1]);
+  });
+});
+
 describe('25006 read_only_sql_transaction on a read-write operation', () => {
   /** Opens a pooled session that is read-only, as one left on a writer that failover demoted would be. */
   async function openOnDemotedWriter(applicationName: string) {

@@ -66,4 +66,47 @@ describe("pg's client query_timeout", () => {
     const { rows } = await fault.admin('SELECT attempt FROM marks');
     expect(rows).toEqual([{ attempt: 2 }]);
   });
+
+  it('does not commit a transaction whose callback caught the timeout and sent the write again', async () => {
+    await fault.asOwner('TRUNCATE marks');
+    const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 500 }));
+    const caught: unknown[] = [];
+
+    await db.withTransaction(async (client, tx) => {
+      try {
+        // The first attempt's INSERT times out on the client but goes on running on the server for 0.2 s more;
+        // the INSERT sent again runs after it, well within its own timeout.
+        await client.query(`INSERT INTO marks (attempt) SELECT $1 FROM pg_sleep(${tx.attempt === 1 ? 0.7 : 0})`, [tx.attempt]);
+      } catch (err) {
+        caught.push(err);
+        await client.query('INSERT INTO marks (attempt) VALUES ($1)', [tx.attempt]);
+      }
+    });
+
+    expect(caught).toHaveLength(1);
+    expect(caught[0]).toBeInstanceOf(QueryTimeoutError);
+    const { rows } = await fault.admin('SELECT attempt FROM marks');
+    expect(rows).toEqual([{ attempt: 2 }]);
+  });
+
+  it('rethrows the callback\'s own error after a caught timeout, on a destroyed connection, without a rerun', async () => {
+    await fault.asOwner('TRUNCATE marks');
+    const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 300 }));
+    const own = new Error('not found');
+    let runs = 0;
+    const before = (await db.query(PID_SQL)).rows[0].pid;
+
+    const error = await rejectionOf(db.withTransaction(async (client) => {
+      runs++;
+      await client.query('INSERT INTO marks (attempt) SELECT 1 FROM pg_sleep(0.6)').catch(() => undefined);
+      throw own;
+    }));
+    const after = (await db.query(PID_SQL)).rows[0].pid;
+
+    expect(error).toBe(own);
+    expect(runs).toBe(1);
+    expect(after).not.toBe(before);
+    await new Promise((resolve) => setTimeout(resolve, 800)); // the abandoned INSERT has finished by now
+    expect((await fault.admin('SELECT attempt FROM marks')).rows).toEqual([]);
+  });
 });
