@@ -177,6 +177,36 @@ describe('getClient', () => {
     expect(viaCallback?.message).toBe('Query read timeout');
   });
 
+  it('destroys at release a client whose statement timed out through a callback given in the config object', async () => {
+    const db = database({ poolMax: 1, queryTimeoutMillis: 300 });
+    const client = await db.getClient();
+    const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+
+    const error = await new Promise<Error | null>((resolve) => void client.query({ text: 'SELECT pg_sleep(5)', callback: (err: Error | null) => resolve(err) } as never));
+    client.release();
+    const startedAt = Date.now();
+    const { rows } = await db.query('SELECT pg_backend_pid() AS pid');
+
+    expect(error?.message).toBe('Query read timeout');
+    expect(rows[0].pid).not.toBe(pid);
+    expect(Date.now() - startedAt).toBeLessThan(2000);
+  });
+
+  it('destroys at release a client with a statement still running that the caller did not wait for', async () => {
+    const db = database({ poolMax: 1 });
+    const client = await db.getClient();
+    const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+
+    const abandoned = client.query('SELECT pg_sleep(1)').catch((e: unknown) => e);
+    client.release();
+    const startedAt = Date.now();
+    const { rows } = await db.query('SELECT pg_backend_pid() AS pid');
+
+    expect(rows[0].pid).not.toBe(pid);
+    expect(Date.now() - startedAt).toBeLessThan(900);
+    await abandoned;
+  });
+
   it('survives the backend being killed while a client is checked out', async () => {
     const db = database({ poolMax: 1, applicationName: 'killed-while-checked-out' });
     const client = await db.getClient();

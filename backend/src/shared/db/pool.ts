@@ -312,12 +312,13 @@ export class PoolManager {
     const poolRelease = client.release;
     client.release = (err?: Error | boolean) => {
       tracked.lastUsedAt = Date.now();
-      // A client inside a transaction, or one whose socket failed, must never be handed to the next caller.
+      // A client inside a transaction, one whose socket failed, or one with a statement still running or queued (a
+      // timed-out one, one not awaited) must never be handed to the next caller.
       const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
       const destroy =
         err instanceof Error ? err
         : err ? new Error('released with an error')
-        : tracked.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : undefined);
+        : tracked.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : busy(client) ? new Error('released with a statement in flight') : undefined);
       return poolRelease.call(client, destroy);
     };
     return client;
@@ -345,4 +346,10 @@ export class PoolManager {
     this.retiring.clear();
     await Promise.all(pools.map(endWhenDrained));
   }
+}
+
+/** Whether pg still has a statement of this client's running or waiting (pg 8 keeps them in these fields). */
+function busy(client: PoolClient): boolean {
+  const internals = client as unknown as { _activeQuery?: unknown; _queryQueue?: unknown[] };
+  return !!internals._activeQuery || (internals._queryQueue?.length ?? 0) > 0;
 }

@@ -221,14 +221,16 @@ export function boundQueries(client: PoolClient, timeoutMillis: () => number, ha
       result = timedQuery(client, config, rest[0] as unknown[] | undefined, timeoutMillis(), raw);
     } else {
       const last = rest.length - 1;
-      if (observe && typeof rest[last] === 'function') {
-        const callback = rest[last] as (err: unknown, ...results: unknown[]) => unknown;
-        rest[last] = (err: unknown, ...results: unknown[]) => {
-          if (err) observe(err);
-          return callback(err, ...results);
-        };
-      }
-      result = (raw as (...a: unknown[]) => unknown).apply(client, [withTimeout(config, timeoutMillis), ...rest]);
+      const observed = (callback: (err: unknown, ...results: unknown[]) => unknown) => (err: unknown, ...results: unknown[]) => {
+        if (err) observe!(err);
+        return callback(err, ...results);
+      };
+      if (observe && typeof rest[last] === 'function') rest[last] = observed(rest[last] as (err: unknown) => unknown);
+      let sent = withTimeout(config, timeoutMillis);
+      // pg also takes the callback inside the config object.
+      const own = (sent as { callback?: unknown } | null)?.callback;
+      if (observe && typeof own === 'function' && typeof (sent as { submit?: unknown }).submit !== 'function') sent = { ...(sent as object), callback: observed(own as (err: unknown) => unknown) };
+      result = (raw as (...a: unknown[]) => unknown).apply(client, [sent, ...rest]);
     }
     if (result && typeof (result as Promise<unknown>).then === 'function' && (observe || map)) {
       return (result as Promise<unknown>).catch((err: unknown) => {

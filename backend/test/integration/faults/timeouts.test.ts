@@ -68,7 +68,7 @@ describe("pg's client query_timeout", () => {
   });
 
   it('does not commit a transaction whose callback caught the timeout and sent the write again', async () => {
-    await fault.asOwner('TRUNCATE marks');
+    await fault.asOwner('DELETE FROM marks'); // not TRUNCATE: it would wait for the backend an earlier test left sleeping
     const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 500 }));
     const caught: unknown[] = [];
 
@@ -89,8 +89,24 @@ describe("pg's client query_timeout", () => {
     expect(rows).toEqual([{ attempt: 2 }]);
   });
 
+  it('does not commit a transaction whose statement timed out through a callback given in the config object', async () => {
+    await fault.asOwner('DELETE FROM marks'); // not TRUNCATE: it would wait for the backend an earlier test left sleeping
+    const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 500 }));
+    const attempts: number[] = [];
+
+    await db.withTransaction(async (client, tx) => {
+      attempts.push(tx.attempt);
+      const text = `INSERT INTO marks (attempt) SELECT ${tx.attempt} FROM pg_sleep(${tx.attempt === 1 ? 0.7 : 0})`;
+      await new Promise<void>((resolve) => void client.query({ text, callback: () => resolve() } as never));
+    });
+
+    expect(attempts).toEqual([1, 2]);
+    const { rows } = await fault.admin('SELECT attempt FROM marks');
+    expect(rows).toEqual([{ attempt: 2 }]);
+  });
+
   it('rethrows the callback\'s own error after a caught timeout, on a destroyed connection, without a rerun', async () => {
-    await fault.asOwner('TRUNCATE marks');
+    await fault.asOwner('DELETE FROM marks'); // not TRUNCATE: it would wait for the backend an earlier test left sleeping
     const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 300 }));
     const own = new Error('not found');
     let runs = 0;
