@@ -2,7 +2,7 @@
 // credentials from Secrets Manager (the real SDK against a local endpoint), rotation, and the facade's lifecycle.
 import { startLocalSecretsManager, LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
 import {
-  AuthenticationError, createDatabase, Database, DeadlineExceededError, InvalidParameterError, ReadOnlyConnectionError, RetryEvent, TlsError,
+  AuthenticationError, createDatabase, Database, DeadlineExceededError, InvalidParameterError, QueryTimeoutError, ReadOnlyConnectionError, RetryEvent, TlsError,
   TransactionAbortedError, UniqueViolationError,
 } from '../../src/shared/db';
 import { adminClient, createRole, createTestDatabase, setRolePassword, terminateBackends, testServer } from './support/postgres';
@@ -23,6 +23,17 @@ function database(options: Parameters<typeof createDatabase>[0] = {}): Database 
   const db = createDatabase({ secretId: 'api/db', sslCaFile: server.caFile, logLevel: 'silent', ...options });
   open.push(db);
   return db;
+}
+
+/** How long `work` took to settle, and its error if it failed. */
+async function elapsedOf(work: Promise<unknown>): Promise<{ millis: number; error?: unknown }> {
+  const startedAt = Date.now();
+  try {
+    await work;
+    return { millis: Date.now() - startedAt };
+  } catch (error) {
+    return { millis: Date.now() - startedAt, error };
+  }
 }
 
 beforeAll(async () => {
@@ -177,6 +188,22 @@ describe('getClient', () => {
     expect(viaCallback?.message).toBe('Query read timeout');
   });
 
+  it("keeps a statement's own query_timeout within the deadline the caller gave, also 0 and through a callback", async () => {
+    const db = database();
+    const client = await db.getClient({ deadline: Date.now() + 500 });
+
+    const longer = await elapsedOf(client.query({ text: 'SELECT pg_sleep(3)', query_timeout: 10_000 } as never));
+    client.release();
+    const other = await db.getClient({ deadline: Date.now() + 500 });
+    const none = await elapsedOf(new Promise((resolve, reject) => void other.query({ text: 'SELECT pg_sleep(3)', query_timeout: 0, callback: (err: Error | null) => (err ? reject(err) : resolve(null)) } as never)));
+    other.release();
+
+    expect((longer.error as Error)?.message).toBe('Query read timeout');
+    expect(longer.millis).toBeLessThan(1500);
+    expect((none.error as Error)?.message).toBe('Query read timeout');
+    expect(none.millis).toBeLessThan(1500);
+  });
+
   it('destroys at release a client whose statement timed out through a callback given in the config object', async () => {
     const db = database({ poolMax: 1, queryTimeoutMillis: 300 });
     const client = await db.getClient();
@@ -239,6 +266,17 @@ describe('withTransaction', () => {
     const { rows } = await db.query('SELECT body FROM notes WHERE id = $1', [id]);
 
     expect(rows).toEqual([{ body: 'kept' }]);
+  });
+
+  it("keeps a statement's own query_timeout within the transaction's deadline", async () => {
+    const db = database({ maxAttempts: 1 });
+
+    const { millis, error } = await elapsedOf(db.withTransaction(async (client) => {
+      await client.query({ text: 'SELECT pg_sleep(3)', query_timeout: 10_000 } as never);
+    }, { deadline: Date.now() + 600 }));
+
+    expect(error).toBeInstanceOf(QueryTimeoutError);
+    expect(millis).toBeLessThan(1500);
   });
 
   it('rolls back and rethrows the very error object the callback threw', async () => {

@@ -208,7 +208,7 @@ export function createDatabase(options: DbOptions = {}): Database {
       observe: (err) => {
         if (classifyStatementFailure(err, 'statement').destroyClient) pool.markLost(client, err instanceof Error ? err : new Error(String(err)));
       },
-    });
+    }, bounded ? () => deadline - Date.now() : undefined);
     const release = client.release;
     client.release = (err?: Error | boolean) => {
       restore();

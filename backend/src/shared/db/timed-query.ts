@@ -108,7 +108,8 @@ export type Statement = string | QueryConfig;
 
 /**
  * Sends `statement` on `client` (through `send`, e.g. the unwrapped client.query) with a client timeout in
- * milliseconds (none for 0), unless a config object brings its own query_timeout. `callback` runs once.
+ * milliseconds (none for 0), unless a config object brings its own query_timeout, which is then kept within
+ * `limitMillis` (what is left of a deadline; Infinity for none). `callback` runs once.
  *
  * When the timeout passes first, `callback` gets an error with the message of pg's own read timeout ("Query read
  * timeout"), which classify.ts maps to QueryTimeoutError: the statement may still run on the server, so the client
@@ -126,11 +127,12 @@ export function sendQuery<T extends QueryResultRow = QueryResultRow>(
   timeoutMillis: number,
   callback: (err: Error | null, result: QueryResult<T>) => void,
   send: PoolClient['query'] = client.query,
+  limitMillis = Infinity,
 ): void {
   const query = new ConvertingQuery<T>(statement as never, values as never);
   const own = typeof statement === 'object' ? (statement as { query_timeout?: number }).query_timeout : undefined;
   // pg arms no timer of its own: the client's connection parameters carry no query_timeout and the Query none.
-  const millis = own !== undefined ? own : timeoutMillis;
+  const millis = own !== undefined ? ownTimeoutWithin(own, limitMillis) : timeoutMillis;
   let settled = false;
   let watched: Watched | undefined;
   const settle = (err: Error | null, result: QueryResult<T> | undefined) => {
@@ -169,6 +171,11 @@ function notRun(cause: Error): InvalidParameterError {
   return new InvalidParameterError('A query parameter could not be converted to a PostgreSQL value (see cause); the statement was not run.', { cause, phase: 'statement' });
 }
 
+/** A statement's own query_timeout (0: none) within what is left of a deadline (Infinity: none), at least 1 ms. */
+function ownTimeoutWithin(own: number, limitMillis: number): number {
+  return limitMillis === Infinity ? own : Math.max(1, Math.min(own || Infinity, limitMillis));
+}
+
 /** sendQuery() as a promise. */
 export function timedQuery<T extends QueryResultRow = QueryResultRow>(
   client: PoolClient,
@@ -176,18 +183,21 @@ export function timedQuery<T extends QueryResultRow = QueryResultRow>(
   values: unknown[] | undefined,
   timeoutMillis: number,
   send: PoolClient['query'] = client.query,
+  limitMillis = Infinity,
 ): Promise<QueryResult<T>> {
   return new Promise((resolve, reject) => {
-    sendQuery<T>(client, statement, values, timeoutMillis, (err, result) => (err ? reject(err) : resolve(result)), send);
+    sendQuery<T>(client, statement, values, timeoutMillis, (err, result) => (err ? reject(err) : resolve(result)), send, limitMillis);
   });
 }
 
 /** Gives a query config (text or object, not a Submittable such as a cursor) a client timeout unless it has one. */
-function withTimeout(config: unknown, timeoutMillis: () => number): unknown {
+function withTimeout(config: unknown, timeoutMillis: () => number, limitMillis: () => number): unknown {
   if (typeof config === 'string') return { text: config, query_timeout: timeoutMillis() };
   const object = config as { submit?: unknown; query_timeout?: number } | null;
-  if (!object || typeof object !== 'object' || typeof object.submit === 'function' || object.query_timeout !== undefined) return config;
-  return { ...object, query_timeout: timeoutMillis() };
+  if (!object || typeof object !== 'object' || typeof object.submit === 'function') return config;
+  if (object.query_timeout === undefined) return { ...object, query_timeout: timeoutMillis() };
+  const limit = limitMillis();
+  return limit === Infinity ? config : { ...object, query_timeout: ownTimeoutWithin(object.query_timeout, limit) };
 }
 
 /** Text, or a plain query config object with no callback and no submit() of its own. */
@@ -210,15 +220,15 @@ export interface QueryFailureHandling {
  * timeout (`timeoutMillis()` when it is called; none for 0) and hands failures to `handling`. query(text or config,
  * values?) without a callback goes through sendQuery (one Query object, a parameter pg cannot convert reported as
  * such); callbacks keep pg's own path with pg's own query_timeout, and Submittables (cursors, streams) are passed on
- * as they are.
+ * as they are. A statement's own query_timeout is kept within `limitMillis()`, what is left of the caller's deadline.
  */
-export function boundQueries(client: PoolClient, timeoutMillis: () => number, handling: QueryFailureHandling): () => void {
+export function boundQueries(client: PoolClient, timeoutMillis: () => number, handling: QueryFailureHandling, limitMillis: () => number = () => Infinity): () => void {
   const raw = client.query;
   const { observe, map } = handling;
   const bound = function (this: PoolClient, config: unknown, ...rest: unknown[]) {
     let result: unknown;
     if (isStatement(config) && rest.length <= 1 && (rest[0] === undefined || Array.isArray(rest[0]))) {
-      result = timedQuery(client, config, rest[0] as unknown[] | undefined, timeoutMillis(), raw);
+      result = timedQuery(client, config, rest[0] as unknown[] | undefined, timeoutMillis(), raw, limitMillis());
     } else {
       const last = rest.length - 1;
       const observed = (callback: (err: unknown, ...results: unknown[]) => unknown) => (err: unknown, ...results: unknown[]) => {
@@ -226,7 +236,7 @@ export function boundQueries(client: PoolClient, timeoutMillis: () => number, ha
         return callback(err, ...results);
       };
       if (observe && typeof rest[last] === 'function') rest[last] = observed(rest[last] as (err: unknown) => unknown);
-      let sent = withTimeout(config, timeoutMillis);
+      let sent = withTimeout(config, timeoutMillis, limitMillis);
       // pg also takes the callback inside the config object.
       const own = (sent as { callback?: unknown } | null)?.callback;
       if (observe && typeof own === 'function' && typeof (sent as { submit?: unknown }).submit !== 'function') sent = { ...(sent as object), callback: observed(own as (err: unknown) => unknown) };

@@ -68,7 +68,7 @@ interface CallbackFailures {
  * statement's client timeout to the deadline (on a black-holed network nothing else would ever end it), and records
  * in `failures` what the statements reported, caught by the callback or not.
  */
-function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, timeoutMillis: () => number, failures: CallbackFailures): () => void {
+function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, timeoutMillis: () => number, deadline: number, failures: CallbackFailures): () => void {
   return boundQueries(client, timeoutMillis, {
     observe: (err) => {
       if (err !== null && typeof err === 'object') failures.seen.add(err);
@@ -77,7 +77,7 @@ function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, tim
       if (failure.destroyClient && !(failure.error instanceof InvalidParameterError)) failures.unfit ??= failure.error;
     },
     map: (err) => classifyStatementFailure(err, 'statement', inTransaction).error,
-  });
+  }, () => deadline - Date.now());
 }
 
 /** Decides what a failure before COMMIT means: the callback's own errors are never retried. */
@@ -101,7 +101,7 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
     const client = await pool.acquire(policy.deadline, true);
     const callbacks: Array<() => unknown> = [];
     const failures: CallbackFailures = { seen: new WeakSet() };
-    const restore = typeQueryErrors(client, inTransaction, timeoutMillis, failures);
+    const restore = typeQueryErrors(client, inTransaction, timeoutMillis, policy.deadline, failures);
     let xid: string | null = null;
     let result: T;
     try {
