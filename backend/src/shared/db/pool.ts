@@ -187,7 +187,7 @@ export class PoolManager {
     const wasFull = pool.totalCount >= this.config.poolMax && pool.idleCount === 0;
     const onConnect = (err: unknown, client?: PoolClient) => {
       if (!client) {
-        this.connectFailed(err, credentials, deadline, wasFull).catch(done);
+        this.connectFailed(err, pool, credentials, deadline, wasFull).catch(done);
         return;
       }
       try {
@@ -261,9 +261,16 @@ export class PoolManager {
     }
   }
 
-  private async connectFailed(err: unknown, credentials: DbCredentials, deadline: number, wasFull: boolean): Promise<never> {
+  private async connectFailed(err: unknown, pool: Pool, credentials: DbCredentials, deadline: number, wasFull: boolean): Promise<never> {
     if (err instanceof AttemptFailed) throw err;
-    if (POOL_EXHAUSTED.test((err as Error)?.message) || (wasFull && err instanceof DeadlineExceededError)) {
+    const queueTimedOut = POOL_EXHAUSTED.test((err as Error)?.message);
+    if (queueTimedOut && !holdsConnection(pool)) {
+      // Queued behind connections that were themselves still connecting (a slow or black-holed host): a connect
+      // timeout, safe to retry and a reason for a reader to fall back, not a saturated pool.
+      const timedOut = new ConnectionError('Connecting to the database timed out (every pooled connection was still connecting).', { cause: err, phase: 'connect', retryable: true });
+      throw new AttemptFailed({ ...classifyConnectFailure(timedOut), cost: 2 });
+    }
+    if (queueTimedOut || (wasFull && err instanceof DeadlineExceededError)) {
       const counts = this.counts();
       throw new AttemptFailed(classifyConnectFailure(new PoolExhaustedError(`No pooled connection became free in time (max ${this.config.poolMax}, ${counts.waiting} waiting): raise DB_POOL_MAX or release clients.`, { cause: err })));
     }
@@ -352,4 +359,10 @@ export class PoolManager {
 function busy(client: PoolClient): boolean {
   const internals = client as unknown as { _activeQuery?: unknown; _queryQueue?: unknown[] };
   return !!internals._activeQuery || (internals._queryQueue?.length ?? 0) > 0;
+}
+
+/** Whether any client of the pool is connected (pg sets `_connected` once the startup completed). */
+function holdsConnection(pool: Pool): boolean {
+  const clients = (pool as unknown as { _clients?: Array<{ _connected?: boolean }> })._clients;
+  return !Array.isArray(clients) || clients.some((client) => client._connected === true);
 }

@@ -5,7 +5,7 @@
 import net, { type AddressInfo } from 'node:net';
 import { createLambdaContext } from '../../../../scripts/lib/lambda-context';
 import { startTcpProxy, type TcpProxy } from '../../../../scripts/lib/tcp-proxy';
-import { ConnectionError, DeadlineExceededError, QueryTimeoutError } from '../../../src/shared/db';
+import { ConnectionError, DeadlineExceededError, PoolExhaustedError, QueryTimeoutError } from '../../../src/shared/db';
 import { testServer } from '../support/postgres';
 import { createFaultDatabase, databaseTracker, rejectionOf, type FaultDatabase } from './support';
 
@@ -116,6 +116,28 @@ describe('a call over a black-holed network', () => {
     expect(attempts).toEqual([]);
     expect(millis).toBeGreaterThanOrEqual(1400);
     expect(millis).toBeLessThan(1500 + MARGIN_MILLIS);
+  });
+});
+
+describe('callers queued behind connections that are still connecting', () => {
+  it('get a connect timeout that is retried, not PoolExhaustedError, and all succeed once the network is back', async () => {
+    const db = databases.open(fault.proxiedOptions(proxy, { poolMax: 2, connectTimeoutMillis: 800 }));
+    proxy.blackhole(true);
+    setTimeout(() => proxy.blackhole(false), 1200);
+
+    const results = await Promise.allSettled([1, 2, 3, 4].map((i) => db.query('SELECT $1::int AS i', [i])));
+
+    expect(results.map((result) => (result.status === 'fulfilled' ? result.value.rows[0].i : result.reason))).toEqual([1, 2, 3, 4]);
+  });
+
+  it('still get PoolExhaustedError when the pool is full of connected clients in use', async () => {
+    const db = databases.open(fault.proxiedOptions(proxy, { poolMax: 1, connectTimeoutMillis: 300 }));
+    const held = await db.getClient();
+
+    const error = await rejectionOf(db.query('SELECT 1'));
+    held.release();
+
+    expect(error).toBeInstanceOf(PoolExhaustedError);
   });
 });
 
