@@ -49,7 +49,7 @@ const OUTCOME_UNKNOWN = new Set(['40003', '08007']);
 /** SQL for BEGIN with the requested isolation level and access mode; rejects unknown levels. */
 export function beginStatement(options: TransactionOptions): string {
   const level = options.isolationLevel;
-  if (level !== undefined && !(level in ISOLATION)) {
+  if (level !== undefined && !Object.prototype.hasOwnProperty.call(ISOLATION, level)) {
     throw new ConfigurationError(`Expected isolationLevel to be one of ${Object.keys(ISOLATION).join(', ')}, got "${String(level)}".`);
   }
   return `BEGIN${level ? ISOLATION[level] : ''}${options.readOnly ? ' READ ONLY' : ''}`;
