@@ -67,6 +67,21 @@ describe('a closed instance', () => {
     expect(await sessionsOf('closed-queued')).toBe(0);
   });
 
+  it('resolves a second close() only once the connections the first is closing are closed', async () => {
+    const db = createDatabase({ ...options(), applicationName: 'closed-twice' });
+    const pool = await db.getPool();
+    const running = db.query('SELECT pg_sleep(0.3), 5 AS n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const first = db.close();
+    await db.close();
+    const totalAfterSecond = pool.totalCount;
+
+    expect(totalAfterSecond).toBe(0);
+    expect((await running).rows[0].n).toBe(5);
+    await first;
+  });
+
   it('opens no pool for a call that was still waiting for its credentials when it closed', async () => {
     // An IAM signer that answers only when told to stands in for a slow credentials source.
     let answer: () => void = () => undefined;

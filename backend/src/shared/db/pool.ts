@@ -41,7 +41,19 @@ async function withinDeadline<T>(promise: Promise<T>, deadline: number, phase: '
  * Ends `pool` once no caller is queued on it: pg-pool stops serving its queue when it ends, so callers waiting for
  * one of its clients would otherwise wait out their connect timeout and fail as if the pool were exhausted.
  */
-async function endWhenDrained(pool: Pool): Promise<void> {
+function endWhenDrained(pool: Pool): Promise<void> {
+  // One ending per pool, so that every caller (a retirement, a first and a second close()) waits for the same end.
+  let ending = endings.get(pool);
+  if (!ending) {
+    ending = drainAndEnd(pool);
+    endings.set(pool, ending);
+  }
+  return ending;
+}
+
+const endings = new WeakMap<Pool, Promise<void>>();
+
+async function drainAndEnd(pool: Pool): Promise<void> {
   while (pool.waitingCount > 0 && !pool.ending) await new Promise((resolve) => setTimeout(resolve, RETIRE_POLL_MILLIS).unref());
   if (!pool.ending) await pool.end().catch(() => undefined);
 }
@@ -59,6 +71,7 @@ export class PoolManager {
   /** Replaced pools still serving callers queued on them. */
   private readonly retiring = new Set<Pool>();
   private closed = false;
+  private ending?: Promise<void>;
 
   constructor(
     private readonly config: DbConfig,
@@ -346,12 +359,15 @@ export class PoolManager {
    * Ends every pool; safe to call twice and while queries run: those running and those already queued finish
    * first, and calls made afterwards are refused (a closed instance opens no new pool).
    */
-  async end(): Promise<void> {
+  end(): Promise<void> {
     this.closed = true;
     const pools = [this.current?.pool, ...this.retiring].filter((pool): pool is Pool => pool !== undefined);
     this.current = undefined;
     this.retiring.clear();
-    await Promise.all(pools.map(endWhenDrained));
+    // A second call resolves when the pools of the first have ended too, not at once.
+    const ended = Promise.all(pools.map(endWhenDrained)).then(() => undefined);
+    this.ending = this.ending ? Promise.all([this.ending, ended]).then(() => undefined) : ended;
+    return this.ending;
   }
 }
 
