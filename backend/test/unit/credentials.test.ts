@@ -295,6 +295,65 @@ describe('SecretsManagerCredentials', () => {
       expect(refreshed.password).toBe('old');
     });
 
+    it('reads AWSPENDING after joining an ordinary refresh that brings the rejected password again', async () => {
+      secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSCURRENT' }).resolves({ SecretString: secretString('old') });
+      secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPENDING' }).resolves({ SecretString: secretString('rotated') });
+      const provider = createProvider();
+      const rejected = await provider.get();
+      clock += TTL_MILLIS;
+      const expiredRefresh = provider.get();
+
+      const refreshed = await provider.refreshAfterRejection(rejected);
+
+      expect((await expiredRefresh).password).toBe('old');
+      expect(refreshed.password).toBe('rotated');
+      expect(fetchCount('AWSPENDING')).toBe(1);
+      expect((await provider.get()).password).toBe('rotated');
+    });
+
+    it('passes on the failure of the refresh it joins', async () => {
+      secretsManager.on(GetSecretValueCommand).resolvesOnce({ SecretString: secretString('old') }).rejects(sdkError('InternalServiceError'));
+      const provider = createProvider({ config: { credentialsGraceMillis: 0 } });
+      const rejected = await provider.get();
+      clock += TTL_MILLIS;
+      const expiredRefresh = provider.get();
+
+      const error = await rejectionOf(provider.refreshAfterRejection(rejected));
+
+      expect(error).toBeInstanceOf(CredentialsError);
+      await expect(expiredRefresh).rejects.toBe(error);
+      expect(fetchCount()).toBe(2);
+    });
+
+    it('caches the rejected password for only 5 seconds when the AWSPENDING read fails', async () => {
+      secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSCURRENT' }).resolves({ SecretString: secretString('old') });
+      secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPENDING' }).rejects(sdkError('ThrottlingException'));
+      const provider = createProvider();
+      const rejected = await provider.get();
+
+      const refreshed = await provider.refreshAfterRejection(rejected);
+      clock += 5000;
+      await provider.get();
+
+      expect(refreshed.password).toBe('old');
+      expect(fetchCount('AWSCURRENT')).toBe(3);
+    });
+
+    it('keeps a cached AWSPENDING version when a late rejection of the old password cannot read AWSPENDING', async () => {
+      secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSCURRENT' }).resolves({ SecretString: secretString('old') });
+      secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPENDING' }).resolvesOnce({ SecretString: secretString('rotated') }).rejects(sdkError('ThrottlingException'));
+      const provider = createProvider();
+      const rejected = await provider.get();
+      await provider.refreshAfterRejection(rejected);
+      clock += 1000;
+
+      const refreshed = await provider.refreshAfterRejection(rejected);
+
+      expect(refreshed.password).toBe('rotated');
+      expect(fetchCount('AWSPENDING')).toBe(2);
+      expect((await provider.get()).password).toBe('rotated');
+    });
+
     it('makes one fetch for concurrent rejections', async () => {
       secretsManager.on(GetSecretValueCommand).resolvesOnce({ SecretString: secretString('old') }).resolves({ SecretString: secretString('new') });
       const provider = createProvider();

@@ -72,7 +72,14 @@ export class SecretsManagerCredentials implements CredentialsProvider {
   }
 
   refreshAfterRejection(rejected: DbCredentials): Promise<DbCredentials> {
-    if (this.flight.pending) return this.flight.pending;
+    // A fetch already running (an ordinary one, after the TTL) is joined, but it does not look at AWSPENDING: when it
+    // brings the rejected password again, the forced refresh runs after it.
+    const pending = this.flight.pending;
+    if (pending) return pending.then((credentials) => (credentials.password === rejected.password ? this.forceRefresh(rejected) : credentials));
+    return this.forceRefresh(rejected);
+  }
+
+  private forceRefresh(rejected: DbCredentials): Promise<DbCredentials> {
     if (this.now() - this.lastForcedAt < MIN_FORCED_REFRESH_MILLIS) return this.get();
     this.lastForcedAt = this.now();
     return this.flight.run(() => this.refresh('rejected', rejected.password));
@@ -97,6 +104,18 @@ export class SecretsManagerCredentials implements CredentialsProvider {
         if (pending && pending.password !== rejectedPassword) {
           credentials = pending;
           ttlMillis = Math.min(ttlMillis, PENDING_TTL_MILLIS);
+        } else {
+          // No usable AWSPENDING (none, the same password, or the read failed: throttling, a transient error). A
+          // different password already cached (an AWSPENDING version read before) is kept. The rejected one is cached
+          // only for the retry interval of a failed refresh, so that a connection after it reads again instead of
+          // failing for the whole TTL: 5 s rather than 1 s, as a 28P01 forces a refresh once a second anyway and a
+          // throttled Secrets Manager is not asked more often than after any other failure.
+          const entry = this.entry;
+          if (entry && generation === this.generation && entry.credentials.password !== rejectedPassword) {
+            event(true, false);
+            return entry.credentials;
+          }
+          ttlMillis = Math.min(ttlMillis, RETRY_AFTER_FAILURE_MILLIS);
         }
       }
       const now = this.now();
