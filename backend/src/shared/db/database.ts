@@ -238,13 +238,15 @@ export function createDatabase(options: DbOptions = {}): Database {
 
   async function healthCheck(deadlineOptions: DeadlineOptions = {}): Promise<HealthReport> {
     const startedAt = Date.now();
+    // One deadline for both probes, resolved once: a Lambda context's remaining time shrinks while the writer answers.
+    const deadline = resolveDeadline(deadlineOptions, config.operationTimeoutMillis, startedAt);
     const { rows } = await runQuery<{ server_version: string; user: string; tls_version: string | null; tls_cipher: string | null }>(
       "SELECT current_setting('server_version') AS server_version, current_user AS user, s.version AS tls_version, s.cipher AS tls_cipher FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
       // Not reported as an operation: a health probe is not traffic (EMF metrics and onQuery count only the handler's calls).
-      [], { ...deadlineOptions, idempotent: true }, false,
+      [], { ...deadlineOptions, deadline, idempotent: true }, false,
     );
     const tlsVersion = rows[0].tls_version ?? null;
-    const reader = readerPool ? await probeReader(readerPool, resolveDeadline(deadlineOptions, config.operationTimeoutMillis, startedAt)) : undefined;
+    const reader = readerPool ? await probeReader(readerPool, deadline) : undefined;
     return {
       latencyMillis: Date.now() - startedAt,
       serverVersion: rows[0].server_version,
