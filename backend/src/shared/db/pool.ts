@@ -371,10 +371,15 @@ export class PoolManager {
   }
 }
 
-/** Whether pg still has a statement of this client's running or waiting (pg 8 keeps them in these fields). */
+/**
+ * Whether pg still has a statement of this client's running or waiting (pg 8 keeps them in these fields). pg clears
+ * its active statement only after its callback, so one of ours that pg has answered (an error pg raised before
+ * sending it, say) does not count.
+ */
 function busy(client: PoolClient): boolean {
-  const internals = client as unknown as { _activeQuery?: unknown; _queryQueue?: unknown[] };
-  return !!internals._activeQuery || (internals._queryQueue?.length ?? 0) > 0;
+  const internals = client as unknown as { _activeQuery?: { answered?: boolean } | null; _queryQueue?: unknown[] };
+  const active = internals._activeQuery;
+  return (!!active && active.answered !== true) || (internals._queryQueue?.length ?? 0) > 0;
 }
 
 /** Whether any client of the pool is connected (pg sets `_connected` once the startup completed). */

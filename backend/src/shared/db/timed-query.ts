@@ -12,6 +12,8 @@ import { InvalidParameterError } from './errors';
  */
 class ConvertingQuery<T extends QueryResultRow> extends Query {
   converting = false;
+  /** pg called back with its outcome (an error, also one raised before sending, or the result), not a timeout. */
+  answered = false;
   declare callback?: (err: Error | null, result: QueryResult<T>) => void;
 
   prepare(connection: unknown): void {
@@ -21,6 +23,16 @@ class ConvertingQuery<T extends QueryResultRow> extends Query {
     } finally {
       this.converting = false;
     }
+  }
+
+  handleError(err: Error, connection: unknown): void {
+    this.answered = true;
+    (Query.prototype as unknown as { handleError(err: Error, connection: unknown): void }).handleError.call(this, err, connection);
+  }
+
+  handleReadyForQuery(connection: unknown): void {
+    this.answered = true;
+    (Query.prototype as unknown as { handleReadyForQuery(connection: unknown): void }).handleReadyForQuery.call(this, connection);
   }
 }
 
