@@ -265,6 +265,21 @@ describe('resolveDbConfig', () => {
       expect(errorText(error)).not.toContain('Tail-Of-Password');
     });
 
+    it('quotes no part of a password whose unencoded "?" is followed by "sslmode="', () => {
+      const error = thrown(() => resolveDbConfig({}, { DATABASE_URL: 'postgres://app:12?sslmode=xyz-Secret-Tail@db.local/app' }));
+
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error.message).toBe("Expected DATABASE_URL's sslmode to be disable, require, no-verify or verify-full, got another value.");
+      expect(errorText(error)).not.toContain('Secret-Tail');
+    });
+
+    it('rejects port 0, which pg would silently replace with 5432', () => {
+      const error = thrown(() => resolveDbConfig({}, { DATABASE_URL: 'postgres://app:pw@db.local:0/app' }));
+
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error.message).toBe("Expected DATABASE_URL's port to be an integer from 1 to 65535, got 0.");
+    });
+
     it('rejects a URL of another scheme', () => {
       const error = thrown(() => resolveDbConfig({}, { DATABASE_URL: 'mysql://app:My-Secret-1@db.local/app' }));
 

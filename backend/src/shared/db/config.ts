@@ -191,9 +191,12 @@ function parseDatabaseUrl(url: string): { credentials: UrlCredentials; sslMode?:
   const rawMode = parsed.searchParams.get('sslmode');
   const sslMode = rawMode === null ? undefined : URL_SSL_MODES[rawMode];
   if (rawMode !== null && !sslMode) {
-    throw new ConfigurationError(`Expected DATABASE_URL's sslmode to be disable, require, no-verify or verify-full, got "${rawMode}".`);
+    // Quoted only when it looks like a mode: after a password's unencoded "?" the value holds the rest of the password.
+    const shown = /^[a-z-]{1,16}$/.test(rawMode) ? `"${rawMode}"` : 'another value';
+    throw new ConfigurationError(`Expected DATABASE_URL's sslmode to be disable, require, no-verify or verify-full, got ${shown}.`);
   }
   const port = parsed.port ? Number(parsed.port) : 5432;
+  if (port < 1) throw new ConfigurationError(`Expected DATABASE_URL's port to be an integer from 1 to 65535, got ${parsed.port}.`);
   let credentials: UrlCredentials;
   try {
     credentials = {
@@ -263,7 +266,7 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
     credentialsGraceMillis: integer(options.credentialsGraceMillis, env, 'DB_SECRET_GRACE_SECONDS', 0, 86_400, 900_000, 1000, 'credentialsGraceMillis'),
     ssl,
     sslCaFile: options.sslCaFile ?? (env.DB_SSL_CA_FILE?.trim() || undefined),
-    sslCa: options.sslCa,
+    sslCa: pemOption(options.sslCa),
     poolMax: integer(options.poolMax, env, 'DB_POOL_MAX', 1, 1000, 2, 1, 'poolMax'),
     connectTimeoutMillis: integer(options.connectTimeoutMillis, env, 'DB_CONNECT_TIMEOUT_MS', 1, 600_000, 3000, 1, 'connectTimeoutMillis'),
     statementTimeoutMillis,
@@ -287,4 +290,12 @@ export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env)
   if (fromUrl) Object.defineProperty(config, 'urlCredentials', { value: Object.freeze(fromUrl.credentials), enumerable: false });
   Object.defineProperty(config, 'extensionToken', { value: env.AWS_SESSION_TOKEN, enumerable: false });
   return Object.freeze(config) as DbConfig;
+}
+
+/** The sslCa option as given, if it holds PEM certificates: an empty or other text would trust nothing, or Node's roots. */
+function pemOption(pem: string | undefined): string | undefined {
+  if (pem !== undefined && (typeof pem !== 'string' || !pem.includes('-----BEGIN CERTIFICATE-----'))) {
+    throw new ConfigurationError('Expected the sslCa option to hold one or more PEM certificates ("BEGIN CERTIFICATE" blocks).');
+  }
+  return pem;
 }
