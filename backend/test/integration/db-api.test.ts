@@ -72,6 +72,25 @@ describe('query', () => {
     expect(secrets.calls.filter((c) => c.secretId === 'api/db').length).toBeGreaterThanOrEqual(1);
   });
 
+  it("sets the configured session timeouts, and 0 turns off what the role would set", async () => {
+    const admin = await adminClient();
+    await admin.query("ALTER ROLE api_user SET statement_timeout = '1234ms'");
+    await admin.query("ALTER ROLE api_user SET idle_in_transaction_session_timeout = '4321ms'");
+    try {
+      const show = async (db: Database) => (await db.query("SELECT current_setting('statement_timeout') AS st, current_setting('idle_in_transaction_session_timeout') AS it")).rows[0];
+
+      const off = await show(database({ statementTimeoutMillis: 0, idleInTransactionTimeoutMillis: 0 }));
+      const set = await show(database({ statementTimeoutMillis: 5000, idleInTransactionTimeoutMillis: 7000 }));
+
+      expect(off).toEqual({ st: '0', it: '0' });
+      expect(set).toEqual({ st: '5s', it: '7s' });
+    } finally {
+      await admin.query('ALTER ROLE api_user RESET statement_timeout');
+      await admin.query('ALTER ROLE api_user RESET idle_in_transaction_session_timeout');
+      await admin.end();
+    }
+  });
+
   it('makes exactly one GetSecretValue call for 50 concurrent cold queries', async () => {
     const db = database({ poolMax: 5 });
     secrets.resetCalls();

@@ -142,7 +142,7 @@ describe('SecretsManagerCredentials', () => {
 
     expect(stale.password).toBe('pw-1');
     expect(fetchCount()).toBe(2);
-    expect(fakeLogger.warn).toHaveBeenCalledWith(expect.stringMatching(/last good/), expect.objectContaining({ source: 'secret app/db' }));
+    expect(fakeLogger.warn).toHaveBeenCalledWith(expect.stringMatching(/last good/), expect.objectContaining({ credentialsSource: 'secret app/db' }));
     expect(JSON.stringify(fakeLogger.warn.mock.calls)).not.toContain('pw-1');
   });
 

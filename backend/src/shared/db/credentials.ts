@@ -135,7 +135,7 @@ export class SecretsManagerCredentials implements CredentialsProvider {
         entry.expiresAt = Math.min(now + RETRY_AFTER_FAILURE_MILLIS, entry.graceEndsAt);
         // The message names the secret and the SDK's error name (throttling, access denied, a malformed secret), never a value.
         this.log.warn('Refreshing database credentials failed; serving the last good ones.', {
-          source: this.description, error: err instanceof Error ? err.message : String(err), ageMillis: now - entry.fetchedAt,
+          credentialsSource: this.description, error: err instanceof Error ? err.message : String(err), ageMillis: now - entry.fetchedAt,
         });
         event(false, true);
         return entry.credentials;

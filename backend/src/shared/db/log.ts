@@ -35,7 +35,9 @@ export function createLogger(level: LogLevel, logger?: DbLogger): Logger {
       }
       return;
     }
-    const line = JSON.stringify({ level: lineLevel.toUpperCase(), source: 'lambda-pg', message, ...fields });
+    // The line's own keys come first and win over a field of the same name.
+    const own = { level: lineLevel.toUpperCase(), source: 'lambda-pg', message };
+    const line = JSON.stringify({ ...own, ...fields, ...own });
     (lineLevel === 'error' ? console.error : lineLevel === 'warn' ? console.warn : console.log)(line);
   };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };

@@ -104,7 +104,7 @@ export class PoolManager {
     this.current = { pool, identity, credentials };
     if (previous) {
       // The user or address changed (alternating-user rotation, a moved host): drain the old pool in the background.
-      this.log.info('Database credentials now name another user or address; replacing the pool.', { source: credentials.source });
+      this.log.info('Database credentials now name another user or address; replacing the pool.', { credentialsSource: credentials.source });
       this.retire(previous);
     }
     return pool;
@@ -140,8 +140,8 @@ export class PoolManager {
       keepAlive: true,
       allowExitOnIdle: true,
       application_name: c.applicationName,
-      statement_timeout: behindProxy ? undefined : c.statementTimeoutMillis,
-      idle_in_transaction_session_timeout: behindProxy ? undefined : c.idleInTransactionTimeoutMillis,
+      statement_timeout: behindProxy ? undefined : startupMillis(c.statementTimeoutMillis),
+      idle_in_transaction_session_timeout: behindProxy ? undefined : startupMillis(c.idleInTransactionTimeoutMillis),
     });
     pool.on('connect', (client) => void this.connectedAt.set(client, Date.now()));
     pool.on('error', (err) => this.log.warn('An idle database connection failed and was removed.', { error: (err as { code?: string }).code ?? err.name }));
@@ -386,4 +386,9 @@ function busy(client: PoolClient): boolean {
 function holdsConnection(pool: Pool): boolean {
   const clients = (pool as unknown as { _clients?: Array<{ _connected?: boolean }> })._clients;
   return !Array.isArray(clients) || clients.some((client) => client._connected === true);
+}
+
+/** A timeout as a startup parameter: pg leaves out a falsy one, so 0 (none) goes as "0" to override the role's setting. */
+function startupMillis(millis: number): number {
+  return String(millis) as unknown as number;
 }
