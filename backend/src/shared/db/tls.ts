@@ -24,10 +24,13 @@ function loadCaFile(path: string): string {
 }
 
 // Matched against the lower-cased host: a case-insensitive pattern costs a cold start ~0.2 ms of ICU set-up.
-/** An RDS instance or Aurora cluster endpoint, whose certificate chains to an RDS CA (not an RDS Proxy endpoint). */
-const RDS_HOST = /\.rds\.amazonaws\.com(\.cn)?$/;
-/** An RDS Proxy endpoint: `name.proxy-id.region.rds.amazonaws.com`, or a custom `name.endpoint.proxy-id…`. */
-const RDS_PROXY_HOST = /\.proxy-[a-z0-9]+\.[a-z0-9-]+\.rds\.amazonaws\.com(\.cn)?$/;
+/**
+ * An RDS instance or Aurora cluster endpoint, whose certificate chains to an RDS CA (not an RDS Proxy endpoint):
+ * `…region.rds.amazonaws.com`, or in the China regions also `…rds.region.amazonaws.com.cn`.
+ */
+const RDS_HOST = /\.rds\.([a-z0-9-]+\.)?amazonaws\.com(\.cn)?$/;
+/** An RDS Proxy endpoint: `name.proxy-id.region.rds.amazonaws.com` (or `….rds.region.amazonaws.com.cn`), or a custom `name.endpoint.proxy-id…`. */
+const RDS_PROXY_HOST = /\.proxy-[a-z0-9]+\.([a-z0-9-]+\.rds|rds\.[a-z0-9-]+)\.amazonaws\.com(\.cn)?$/;
 
 /** Whether `host` is an RDS Proxy endpoint (by its name; a CNAME in front of one is not recognised). */
 export function isRdsProxyHost(host: string): boolean {
