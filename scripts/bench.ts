@@ -1,6 +1,7 @@
 // `npm run bench [-- --quick] [--rounds n] [--queries n] [--processes n] … [--out path]`: per-query and transaction
 // overhead, cold start, bundle size and Secrets Manager calls of this module against raw pg and peers, in one run on
-// an embedded PostgreSQL with TLS and a local Secrets Manager; prints the tables and writes docs/benchmarks.md.
+// an embedded PostgreSQL with TLS and a local Secrets Manager; prints the tables and writes docs/benchmarks.md
+// (with --quick, a temporary file unless --out says otherwise).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,15 @@ import { countSecretCalls } from './bench/secret-calls';
 import { measureTransactionOverhead } from './bench/transaction-overhead';
 
 async function main(argv: string[]): Promise<void> {
-  const options = parseBenchArgs(argv);
+  let options: ReturnType<typeof parseBenchArgs>;
+  try {
+    options = parseBenchArgs(argv);
+  } catch (err) {
+    // A usage mistake: the sentence says it all.
+    console.error(`Benchmark failed: ${(err as Error).message}`);
+    process.exitCode = 2;
+    return;
+  }
   const startedAt = new Date();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-pg-bench-bundles-'));
   // Also on Ctrl-C, where the embedded server's exit hook ends the process before any finally block runs.
