@@ -94,7 +94,8 @@ export function requireInteger(body: JsonObject, field: string, min: number, max
   const value = body[field];
   if (value === undefined) throw badRequest(`Missing required field \`${field}\`.`);
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw badRequest(`Expected \`${field}\` to be an integer from ${min} to ${max}, got ${typeof value === 'number' ? 'one out of range' : kindOf(value)}.`);
+    const got = typeof value !== 'number' ? kindOf(value) : Number.isInteger(value) ? 'one out of range' : 'a number that is not an integer';
+    throw badRequest(`Expected \`${field}\` to be an integer from ${min} to ${max}, got ${got}.`);
   }
   return value;
 }

@@ -33,7 +33,7 @@ const cases: Array<[string, typeof createUser, HttpEventOptions, RegExp]> = [
   ['list-users with limit=0', listUsers, { method: 'GET', path: `/tenants/${T}/users?limit=0` }, /`limit`/],
   ['transfer with a string amount', transfer, { method: 'POST', path: `/tenants/${T}/transfers`, body: { ...goodTransfer, amountCents: '100' } }, /`amountCents`/],
   ['transfer with a negative amount', transfer, { method: 'POST', path: `/tenants/${T}/transfers`, body: { ...goodTransfer, amountCents: -1 } }, /`amountCents`/],
-  ['transfer with a fractional amount', transfer, { method: 'POST', path: `/tenants/${T}/transfers`, body: { ...goodTransfer, amountCents: 1.5 } }, /`amountCents`/],
+  ['transfer with a fractional amount', transfer, { method: 'POST', path: `/tenants/${T}/transfers`, body: { ...goodTransfer, amountCents: 1.5 } }, /`amountCents` to be an integer from 1 to \d+, got a number that is not an integer\./],
   ['transfer without requestId', transfer, { method: 'POST', path: `/tenants/${T}/transfers`, body: { ...goodTransfer, requestId: undefined } }, /`requestId`/],
   ['transfer with a bad wallet id', transfer, { method: 'POST', path: `/tenants/${T}/transfers`, body: { ...goodTransfer, toWalletId: 'w2' } }, /`toWalletId`/],
   ['transfer to the same wallet', transfer, { method: 'POST', path: `/tenants/${T}/transfers`, body: { ...goodTransfer, toWalletId: W1 } }, /differ/],
