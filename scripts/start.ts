@@ -120,6 +120,10 @@ function printBanner(api: LocalApi): void {
       `  curl -s -X POST ${api.url}/tenants/${DEMO_TENANT_ID}/transfers ${json} -d '${JSON.stringify(transfer)}'`,
       `  (the same request again answers 200 with the first result: requestId is its idempotency key)`,
       '',
+      'From another terminal, npm run invoke, migrate or db:check reach this stack (while it runs) with:',
+      `  export AWS_ENDPOINT_URL_SECRETS_MANAGER=${secretsManager.url} AWS_REGION=${process.env.AWS_REGION ?? 'us-east-1'} ` +
+        `AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local DB_SECRET_ID=${secretId} DB_SSL_CA_FILE=${relative(postgres.caFile)}`,
+      '',
     ].join('\n'),
   );
 }
