@@ -1,6 +1,6 @@
 // `npm run migrate [-- --seed] [--dir <folder>]`: applies pending migrations to the database the environment
 // configures (DB_SECRET_ID or DATABASE_URL, plus the DB_* variables), then the demo seed when asked.
-// Exit code 0 when the schema is current; 1 with a one-line reason otherwise.
+// Exit code 0 when the schema is current; 1 with a one-line reason otherwise; 2 on bad usage.
 import { createDatabase } from '../backend/src/shared/db';
 import { migrate, MIGRATIONS_DIR } from './lib/migrate';
 import { seedDemoData } from './lib/seed';
@@ -9,9 +9,9 @@ const USAGE = 'Usage: npm run migrate [-- --seed] [--dir <folder>]';
 
 async function main(argv: string[]): Promise<void> {
   const unknown = argv.find((arg, i) => arg !== '--seed' && arg !== '--dir' && argv[i - 1] !== '--dir');
-  if (unknown !== undefined) throw new Error(`Unknown argument "${unknown}". ${USAGE}`);
+  if (unknown !== undefined) throw new UsageError(`Unknown argument "${unknown}". ${USAGE}`);
   const dirIndex = argv.indexOf('--dir');
-  if (dirIndex >= 0 && argv[dirIndex + 1] === undefined) throw new Error(`--dir needs a folder. ${USAGE}`);
+  if (dirIndex >= 0 && argv[dirIndex + 1] === undefined) throw new UsageError(`--dir needs a folder. ${USAGE}`);
   const dir = dirIndex >= 0 ? argv[dirIndex + 1] : MIGRATIONS_DIR;
   const db = createDatabase();
   console.log(`Migrating ${db.credentialsSource} from ${dir}`);
@@ -27,7 +27,11 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+class UsageError extends Error {}
+
 main(process.argv.slice(2)).catch((err: Error) => {
-  console.error(`Migration failed: ${err.name}: ${err.message}`);
-  process.exitCode = 1;
+  // A usage mistake or a MigrationError already says what and where; a database error is named by its class.
+  const plain = err instanceof UsageError || err.name === 'MigrationError';
+  console.error(`Migration failed: ${plain ? err.message : `${err.name}: ${err.message}`}`);
+  process.exitCode = err instanceof UsageError ? 2 : 1;
 });

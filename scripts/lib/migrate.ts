@@ -31,8 +31,8 @@ export interface MigrateOptions {
 
 /** A migration set that cannot be applied safely; the message says which file and why. */
 export class MigrationError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'MigrationError';
   }
 }
@@ -98,6 +98,7 @@ export async function migrate(db: Pick<Database, 'withTransaction'>, options: Mi
   for (;;) {
     // Each round takes the lock, rereads the table and applies at most one file, so a runner that waited for
     // another sees what that one did.
+    let attempted: Migration | undefined;
     const migration = await db.withTransaction(async (client) => {
       await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMillis)}`);
       await client.query({ text: 'SELECT pg_advisory_xact_lock($1)', values: [LOCK_KEY], query_timeout: queryTimeoutMillis } as QueryConfig);
@@ -106,10 +107,15 @@ export async function migrate(db: Pick<Database, 'withTransaction'>, options: Mi
       const pending = nextPending(rows, migrations);
       if (!pending) return undefined;
       await client.query(`SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMillis)}`);
+      attempted = pending;
       await client.query({ text: pending.sql, query_timeout: queryTimeoutMillis } as QueryConfig);
       await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [pending.version, pending.name, pending.checksum]);
       return pending;
-    }, { deadline: Date.now() + 2 * queryTimeoutMillis + lockTimeoutMillis, retryOnLockNotAvailable: true });
+    }, { deadline: Date.now() + 2 * queryTimeoutMillis + lockTimeoutMillis, retryOnLockNotAvailable: true }).catch((err: unknown) => {
+      // Named once the retries are over (wrapping it inside the callback would stop a retryable error being retried).
+      if (!attempted || !(err instanceof Error)) throw err;
+      throw new MigrationError(`Migration ${attempted.version}_${attempted.name} failed and was rolled back: ${err.name}: ${err.message}`, { cause: err });
+    });
     if (!migration) return applied;
     applied.push(migration.version);
     options.onApplied?.(migration);

@@ -20,6 +20,8 @@ export type { DeadlineOptions, LambdaContextLike } from './db/retry';
 export type { IsolationLevel, TransactionCallback, TransactionContext, TransactionOptions } from './db/transaction';
 
 let instance: Database | undefined;
+/** Every close closePool() has started, so that a later call resolves only when they have all finished. */
+let pendingClose: Promise<void> = Promise.resolve();
 let sigtermInstalled = false;
 
 /** Lambda allows 300 ms between SIGTERM and the end of the sandbox; drain within a little less. */
@@ -95,10 +97,13 @@ export function getPool(): Promise<Pool> {
 }
 
 /** Ends the default instance's pool; the next call starts a new one. Safe to call twice and while queries run. */
-export async function closePool(): Promise<void> {
+export function closePool(): Promise<void> {
   const closing = instance;
   instance = undefined;
-  await closing?.close();
+  // A second call (the SIGTERM handler and a listener of the application's, say) waits for the first one's close too.
+  const closed = Promise.all([pendingClose, closing?.close()]).then(() => undefined);
+  pendingClose = closed.catch(() => undefined);
+  return closed;
 }
 
 /** One round trip reporting latency, server and TLS versions, certificate verification and pool counts. */

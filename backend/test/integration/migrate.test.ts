@@ -85,7 +85,8 @@ describe('migrate', () => {
     const error = await migrate(db, { dir, statementTimeoutMillis: 400 }).catch((e: unknown) => e);
     const { rows } = await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'");
 
-    expect(error).toMatchObject({ name: 'StatementTimeoutError', attempts: 1 });
+    expect(error).toMatchObject({ name: 'MigrationError', message: expect.stringMatching(/^Migration 001_endless failed and was rolled back: StatementTimeoutError: /) });
+    expect((error as Error).cause).toMatchObject({ name: 'StatementTimeoutError', attempts: 1 });
     expect(rows[0].n).toBe(0);
   });
 
@@ -105,7 +106,7 @@ describe('migrate', () => {
     const db = await freshDatabase();
     const dir = migrationsDir({ '001_a.sql': 'CREATE TABLE a (id int);', '002_b.sql': 'CREATE TABLE b (id int);\nSELECT 1/0;' });
 
-    await expect(migrate(db, { dir })).rejects.toThrow(/division by zero/);
+    await expect(migrate(db, { dir })).rejects.toThrow(/^Migration 002_b failed and was rolled back: QueryError: division by zero \(SQLSTATE 22012\)$/);
 
     expect(await versions(db)).toEqual(['001']);
     expect((await db.query("SELECT to_regclass('b') AS b")).rows[0].b).toBeNull();
@@ -131,10 +132,10 @@ describe('npm run migrate', () => {
   it.each([
     [['--seeds'], 'Unknown argument "--seeds"'],
     [['--dir'], '--dir needs a folder'],
-  ])('refuses %j before connecting, with exit code 1', async (args, message) => {
+  ])('refuses %j before connecting, with exit code 2', async (args, message) => {
     const { code, output } = await runScript('migrate.ts', args, scriptEnv({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' }));
 
-    expect(code).toBe(1);
-    expect(output).toContain(`Migration failed: Error: ${message}`);
+    expect(code).toBe(2);
+    expect(output).toContain(`Migration failed: ${message}`);
   });
 });

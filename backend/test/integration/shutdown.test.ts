@@ -47,6 +47,23 @@ describe('closePool', () => {
   });
 });
 
+describe('closePool called twice', () => {
+  it('resolves the second call only once the pool the first one is closing has ended', async () => {
+    Object.assign(process.env, { DATABASE_URL: url, DB_SSL_CA_FILE: server.caFile, DB_LOG_LEVEL: 'silent' });
+    const pool = await initializePool();
+    const running = query('SELECT pg_sleep(0.3), 6 AS n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const first = closePool();
+    await closePool();
+    const totalAfterSecond = pool.totalCount;
+
+    expect(totalAfterSecond).toBe(0);
+    expect((await running).rows[0].n).toBe(6);
+    await first;
+  });
+});
+
 describe('a closed instance', () => {
   const options = () => ({ databaseUrl: url, sslCaFile: server.caFile, logLevel: 'silent' as const, poolMax: 1 });
 

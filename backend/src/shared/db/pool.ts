@@ -283,7 +283,9 @@ export class PoolManager {
       const timedOut = new ConnectionError('Connecting to the database timed out (every pooled connection was still connecting).', { cause: err, phase: 'connect', retryable: true });
       throw new AttemptFailed({ ...classifyConnectFailure(timedOut), cost: 2 });
     }
-    if (queueTimedOut || (wasFull && err instanceof DeadlineExceededError)) {
+    // Waiting for a full pool past the deadline is saturation only when the pool holds connected clients; otherwise
+    // the DeadlineExceededError of the connect phase goes on as it is.
+    if (queueTimedOut || (wasFull && err instanceof DeadlineExceededError && holdsConnection(pool))) {
       const counts = this.counts();
       throw new AttemptFailed(classifyConnectFailure(new PoolExhaustedError(`No pooled connection became free in time (max ${this.config.poolMax}, ${counts.waiting} waiting): raise DB_POOL_MAX or release clients.`, { cause: err })));
     }
@@ -328,18 +330,34 @@ export class PoolManager {
     const tracked = state;
     tracked.lostError = undefined;
     // A wrapper per checkout, bound to this checkout's release(): a release() kept from an earlier checkout and
-    // called again fails on pg-pool's double-release check instead of releasing the next holder's client.
+    // called again fails like pg-pool's double-release check instead of releasing the next holder's client.
     const poolRelease = client.release;
+    let released = false;
     client.release = (err?: Error | boolean) => {
+      if (released) throw new Error('Release called on client which has already been released to the pool.');
+      released = true;
       tracked.lastUsedAt = Date.now();
-      // A client inside a transaction, one whose socket failed, or one with a statement still running or queued (a
-      // timed-out one, one not awaited) must never be handed to the next caller.
+      // A client inside a transaction, or one whose socket failed or whose statement timed out, must never be handed
+      // to the next caller.
       const status = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
       const destroy =
         err instanceof Error ? err
         : err ? new Error('released with an error')
-        : tracked.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : busy(client) ? new Error('released with a statement in flight') : undefined);
-      return poolRelease.call(client, destroy);
+        : tracked.lostError ?? (status && status !== 'I' ? new Error('released inside a transaction') : undefined);
+      if (destroy || !busy(client)) return poolRelease.call(client, destroy);
+      // Handed back with a statement still running or queued that its holder did not wait for: the client goes back
+      // once pg has finished them, so that each still settles with its own outcome (closing the connection would
+      // fail a write that may commit) and the next holder does not wait behind them.
+      const finish = (ended?: Error) => {
+        client.off('drain', onDrain);
+        client.off('end', onEnd);
+        tracked.lastUsedAt = Date.now();
+        poolRelease.call(client, ended ?? tracked.lostError);
+      };
+      const onDrain = () => finish();
+      const onEnd = () => finish(new Error('connection ended'));
+      client.on('drain', onDrain);
+      client.on('end', onEnd);
     };
     return client;
   }
@@ -372,9 +390,9 @@ export class PoolManager {
 }
 
 /**
- * Whether pg still has a statement of this client's running or waiting (pg 8 keeps them in these fields). pg clears
- * its active statement only after its callback, so one of ours that pg has answered (an error pg raised before
- * sending it, say) does not count.
+ * Whether pg still has a statement of this client's running or waiting (pg 8 keeps them in these fields). After an
+ * error pg raises before sending, the statement is still pg's active one while its callback runs: one of ours that
+ * pg has answered does not count.
  */
 function busy(client: PoolClient): boolean {
   const internals = client as unknown as { _activeQuery?: { answered?: boolean } | null; _queryQueue?: unknown[] };

@@ -80,11 +80,14 @@ function typeQueryErrors(client: PoolClient, inTransaction: ClassifyOptions, tim
   }, () => deadline - Date.now());
 }
 
+/** Whether `err` is the database's (a typed or raw server error, or one pg gave the callback), not the callback's own. */
+function isDatabaseFailure(err: unknown, failures: CallbackFailures): boolean {
+  return err instanceof DbError || isServerError(err) || (err !== null && typeof err === 'object' && failures.seen.has(err));
+}
+
 /** Decides what a failure before COMMIT means: the callback's own errors are never retried. */
 function classifyBeforeCommit(err: unknown, failures: CallbackFailures, inTransaction: ClassifyOptions): Failure {
-  if (err instanceof DbError || isServerError(err) || (err !== null && typeof err === 'object' && failures.seen.has(err))) {
-    return classifyStatementFailure(err, 'statement', inTransaction);
-  }
+  if (isDatabaseFailure(err, failures)) return classifyStatementFailure(err, 'statement', inTransaction);
   return { error: new DbError('The transaction callback threw.', { cause: err }), retry: 'never', destroyClient: false, refreshCredentials: false, cost: 1, baseDelayMillis: 0 };
 }
 
@@ -112,12 +115,16 @@ export async function runTransaction<T>(pool: ClientSource, fn: TransactionCallb
       if (failures.unfit) throw failures.unfit;
       // The transaction id is read only when a COMMIT can still follow in time (checked again below).
       if (!options.readOnly && !tooLateForCommit(policy.deadline)) xid = (await client.query(XID_SQL)).rows[0].xid;
+      if (failures.unfit) throw failures.unfit; // a statement not awaited may have timed out meanwhile
     } catch (err) {
       restore();
-      const failure = classifyBeforeCommit(err, failures, inTransaction);
+      // After a timed-out statement, a later database error (the write sent again meeting the first one's row, say)
+      // is a consequence of it: the timeout decides, and the run is rerun. The callback's own errors stay its own.
+      const cause = failures.unfit && isDatabaseFailure(err, failures) ? failures.unfit : err;
+      const failure = classifyBeforeCommit(cause, failures, inTransaction);
       // Closing the connection is the rollback when it died or a statement of the callback may still run on it.
       await rollback(client, err, failure.destroyClient || !!failures.unfit || !!pool.lostError(client), timeoutMillis());
-      throw new AttemptFailed(failure, err);
+      throw new AttemptFailed(failure, cause);
     }
     restore();
     if (tooLateForCommit(policy.deadline)) {

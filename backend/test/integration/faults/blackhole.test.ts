@@ -130,6 +130,16 @@ describe('callers queued behind connections that are still connecting', () => {
     expect(results.map((result) => (result.status === 'fulfilled' ? result.value.rows[0].i : result.reason))).toEqual([1, 2, 3, 4]);
   });
 
+  it('get DeadlineExceededError, not PoolExhaustedError, when the deadline comes before the connect timeout', async () => {
+    const db = databases.open(fault.proxiedOptions(proxy, { poolMax: 1, connectTimeoutMillis: 5000 }));
+    proxy.blackhole(true);
+    const deadline = Date.now() + 1000;
+
+    const results = await Promise.allSettled([1, 2, 3].map((i) => db.query('SELECT $1::int AS i', [i], { deadline })));
+
+    expect(results.map((result) => (result.status === 'rejected' ? (result.reason as Error).name : 'ok'))).toEqual(['DeadlineExceededError', 'DeadlineExceededError', 'DeadlineExceededError']);
+  });
+
   it('still get PoolExhaustedError when the pool is full of connected clients in use', async () => {
     const db = databases.open(fault.proxiedOptions(proxy, { poolMax: 1, connectTimeoutMillis: 300 }));
     const held = await db.getClient();

@@ -89,6 +89,24 @@ describe("pg's client query_timeout", () => {
     expect(rows).toEqual([{ attempt: 2 }]);
   });
 
+  it('reruns, rather than failing with it, a transaction whose write sent again after a caught timeout met the first one\'s row', async () => {
+    await fault.asOwner('CREATE TABLE IF NOT EXISTS keyed (id int PRIMARY KEY, attempt int NOT NULL); DELETE FROM keyed');
+    const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 500 }));
+    const attempts: number[] = [];
+
+    await db.withTransaction(async (client, tx) => {
+      attempts.push(tx.attempt);
+      try {
+        await client.query(`INSERT INTO keyed (id, attempt) SELECT 1, $1 FROM pg_sleep(${tx.attempt === 1 ? 0.7 : 0})`, [tx.attempt]);
+      } catch {
+        await client.query('INSERT INTO keyed (id, attempt) VALUES (1, $1)', [tx.attempt]); // a unique violation
+      }
+    });
+
+    expect(attempts).toEqual([1, 2]);
+    expect((await fault.admin('SELECT id, attempt FROM keyed')).rows).toEqual([{ id: 1, attempt: 2 }]);
+  });
+
   it('does not commit a transaction whose statement timed out through a callback given in the config object', async () => {
     await fault.asOwner('DELETE FROM marks'); // not TRUNCATE: it would wait for the backend an earlier test left sleeping
     const db = databases.open(fault.options({ poolMax: 1, statementTimeoutMillis: 10_000, queryTimeoutMillis: 500 }));
