@@ -24,6 +24,21 @@ async function loadHandler(name: string, bundle: boolean, distDir: string): Prom
   return handler;
 }
 
+/** The event file as JSON; a missing file or bad JSON is named as such. */
+function readEvent(file: string): APIGatewayProxyEventV2 {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`The event file ${file} could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'}).`);
+  }
+  try {
+    return JSON.parse(text) as APIGatewayProxyEventV2;
+  } catch (err) {
+    throw new Error(`The event file ${file} is not valid JSON: ${(err as Error).message}.`);
+  }
+}
+
 const USAGE = `Usage: npm run invoke -- <handler> <event.json> [--bundle] [--dist <dir>] [--timeout <ms>]; handlers: ${HANDLER_NAMES.join(', ')}.`;
 const WITH_VALUE = ['--dist', '--timeout'];
 
@@ -34,8 +49,9 @@ async function main(argv: string[]): Promise<void> {
   if (missing !== undefined) throw new Error(`${missing} needs a value. ${USAGE}`);
   const positional = argv.filter((arg, i) => !arg.startsWith('--') && !WITH_VALUE.includes(argv[i - 1]));
   const [name, eventFile] = positional;
-  if (!name || !eventFile || !HANDLER_NAMES.includes(name) || positional.length > 2) throw new Error(USAGE);
-  const event = JSON.parse(fs.readFileSync(eventFile, 'utf8')) as APIGatewayProxyEventV2;
+  if (name && !HANDLER_NAMES.includes(name)) throw new Error(`Unknown handler "${name}". ${USAGE}`);
+  if (!name || !eventFile || positional.length > 2) throw new Error(USAGE);
+  const event = readEvent(eventFile);
   const timeout = option(argv, '--timeout');
   if (timeout !== undefined && !(/^\d+$/.test(timeout) && Number(timeout) >= 1 && Number(timeout) <= 900_000)) {
     throw new Error(`Expected --timeout to be a number of milliseconds from 1 to 900000 (Lambda's limit), got "${timeout}".`);

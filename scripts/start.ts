@@ -141,8 +141,13 @@ function onShutdownSignal(handler: (signal: NodeJS.Signals) => void): void {
 }
 
 async function main(): Promise<void> {
-  const dirIndex = process.argv.indexOf('--dir');
-  const dir = dirIndex >= 0 ? process.argv[dirIndex + 1] : undefined;
+  const argv = process.argv.slice(2);
+  const unknown = argv.find((arg, i) => arg !== '--dir' && argv[i - 1] !== '--dir');
+  const dirIndex = argv.indexOf('--dir');
+  if (unknown !== undefined || (dirIndex >= 0 && argv[dirIndex + 1] === undefined)) {
+    throw new Error(`${unknown === undefined ? '--dir needs a folder' : `Unknown argument "${unknown}"`}. Usage: npm start [-- --dir <folder>] (the port comes from PORT, default 3000).`);
+  }
+  const dir = dirIndex >= 0 ? argv[dirIndex + 1] : undefined;
   console.log('Starting the local stack (the first run creates the cluster and its CA; later runs reuse them)…');
   const api = await startLocalApi({ dir, port: readPort(process.env.PORT) });
   let stopping = false;

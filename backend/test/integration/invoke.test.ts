@@ -1,5 +1,7 @@
 // `npm run invoke -- <handler> <event.json>` as a child process: one invocation of a handler's source with a fake
 // Lambda context against the shared test server, its response printed as JSON; a bad handler name is refused.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createRole, createTestDatabase, testServer, type TestDatabase } from './support/postgres';
 import { REPO_ROOT, runScript, scriptEnv } from './support/run-script';
@@ -31,7 +33,18 @@ describe('npm run invoke', () => {
     const { code, output } = await runScript('invoke.ts', ['no-such-handler', 'event.json'], scriptEnv());
 
     expect(code).toBe(1);
-    expect(output).toContain('Invoke failed: Usage: npm run invoke -- <handler> <event.json>');
+    expect(output).toContain('Invoke failed: Unknown handler "no-such-handler". Usage: npm run invoke -- <handler> <event.json>');
+  });
+
+  it('names an event file it cannot read or parse', async () => {
+    const missing = await runScript('invoke.ts', ['health', 'no-such-event.json'], scriptEnv());
+    const badJson = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'invoke-')), 'bad.json');
+    fs.writeFileSync(badJson, '{"version": ');
+    const malformed = await runScript('invoke.ts', ['health', badJson], scriptEnv());
+
+    expect(missing.output).toContain('Invoke failed: The event file no-such-event.json could not be read (ENOENT).');
+    expect(malformed.output).toContain(`Invoke failed: The event file ${badJson} is not valid JSON: `);
+    expect([missing.code, malformed.code]).toEqual([1, 1]);
   });
 
   it.each([
