@@ -1,5 +1,6 @@
 // The db module's public API against a real PostgreSQL over verified TLS: query, getClient, withTransaction,
 // credentials from Secrets Manager (the real SDK against a local endpoint), rotation, and the facade's lifecycle.
+import { inspect } from 'node:util';
 import { startLocalSecretsManager, LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
 import {
   AuthenticationError, createDatabase, Database, DeadlineExceededError, InvalidParameterError, QueryTimeoutError, ReadOnlyConnectionError, RetryEvent, TlsError,
@@ -508,5 +509,15 @@ describe('credential rotation', () => {
     expect(error).toBeInstanceOf(AuthenticationError);
     expect((error as AuthenticationError).attempts).toBe(3);
     expect(JSON.stringify(error) + String((error as Error).stack)).not.toContain('not-the-password');
+  });
+
+  it('does not retry a password from DATABASE_URL that the database rejects: nothing can change it', async () => {
+    const db = database({ secretId: undefined, databaseUrl: `postgres://api_user:Wrong-Url-Password@${server.host}:${server.port}/${dbName}`, maxAttempts: 5 });
+
+    const error = await db.query('SELECT 1').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(AuthenticationError);
+    expect(error).toMatchObject({ message: 'The database rejected the password from DATABASE_URL (SQLSTATE 28P01).', retryable: false, attempts: 1 });
+    expect(String((error as Error).stack) + inspect(error)).not.toContain('Wrong-Url-Password');
   });
 });

@@ -20,6 +20,8 @@ export interface CredentialsProvider {
   /** Called after the server rejected `rejected` (28P01): fetch again, across a rotation window if need be. */
   refreshAfterRejection(rejected: DbCredentials): Promise<DbCredentials>;
   clear(): void;
+  /** True when no refresh can bring another password (DATABASE_URL): a rejected one is then not retried. */
+  readonly fixed?: boolean;
 }
 
 
@@ -155,6 +157,7 @@ export class SecretsManagerCredentials implements CredentialsProvider {
 /** Static credentials from DATABASE_URL, for local development. */
 export class UrlCredentials implements CredentialsProvider {
   readonly description = 'DATABASE_URL';
+  readonly fixed = true;
   private readonly credentials: DbCredentials;
 
   constructor(config: DbConfig) {

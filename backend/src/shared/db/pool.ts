@@ -5,7 +5,7 @@ import { Pool, PoolClient } from 'pg';
 import { classifyConnectFailure, POOL_EXHAUSTED } from './classify';
 import type { DbConfig } from './config';
 import type { CredentialsProvider, DbCredentials } from './credentials';
-import { ConnectionError, DeadlineExceededError, PoolExhaustedError } from './errors';
+import { AuthenticationError, ConnectionError, DeadlineExceededError, PoolExhaustedError } from './errors';
 import type { Logger } from './log';
 import { AttemptFailed } from './retry';
 import { timedQuery } from './timed-query';
@@ -290,6 +290,11 @@ export class PoolManager {
       throw new AttemptFailed(classifyConnectFailure(new PoolExhaustedError(`No pooled connection became free in time (max ${this.config.poolMax}, ${counts.waiting} waiting): raise DB_POOL_MAX or release clients.`, { cause: err })));
     }
     const failure = classifyConnectFailure(err, this.config.auth === 'iam');
+    if (failure.refreshCredentials && this.credentials.fixed) {
+      // Nothing to refresh: the same password would be rejected again on every retry.
+      const rejected = new AuthenticationError(`The database rejected the password from ${this.credentials.description} (SQLSTATE 28P01).`, { cause: err, phase: 'connect', sqlState: '28P01' });
+      throw new AttemptFailed(classifyConnectFailure(rejected));
+    }
     // Bounded too: the refresh may read two secret versions; the next attempt, if any, waits for the shared fetch.
     if (failure.refreshCredentials) await withinDeadline(this.credentials.refreshAfterRejection(credentials), deadline, 'credentials').catch(() => undefined);
     throw new AttemptFailed(failure);

@@ -43,6 +43,7 @@ export function readerCredentials(writer: CredentialsProvider, config: DbConfig)
     get: async () => atReader(await writer.get()),
     refreshAfterRejection: async (rejected) => atReader(await writer.refreshAfterRejection(rejected)),
     clear: () => writer.clear(),
+    fixed: writer.fixed,
   };
 }
 
