@@ -21,7 +21,10 @@ export interface HttpEventOptions {
 
 /** A v2 event for one request, with the body as a string (JSON.stringify'd unless it already is one). */
 export function createHttpEvent(options: HttpEventOptions): APIGatewayProxyEventV2 {
-  const [rawPath, rawQueryString = ''] = options.path.split('?', 2);
+  // Everything after the first "?" is the query string, further "?" included, as API Gateway keeps it.
+  const queryAt = options.path.indexOf('?');
+  const rawPath = queryAt < 0 ? options.path : options.path.slice(0, queryAt);
+  const rawQueryString = queryAt < 0 ? '' : options.path.slice(queryAt + 1);
   const method = options.method.toUpperCase();
   const match = matchRoute(method, rawPath);
   const query = new URLSearchParams(rawQueryString);

@@ -2,7 +2,7 @@
 // database that is busy or out of time becomes 503, anything else a generic 500 with the request id, logged as one
 // JSON line that names the error's class, code and SQLSTATE but never its SQL, parameters or row values.
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { ConnectionError, DbError, DeadlineExceededError, QueryError } from '../shared/db';
+import { ConnectionError, DbError, DeadlineExceededError, LockNotAvailableError, QueryError, QueryTimeoutError, StatementTimeoutError } from '../shared/db';
 
 /** The HTTP API (v2) event the handlers take. */
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -48,9 +48,14 @@ export function errorResponse(error: HttpError): HttpResult {
   return json(error.statusCode, { error: { code: error.code, message: error.message } });
 }
 
-/** True for failures a client should simply retry later: the database was busy, unreachable or out of time. */
+/**
+ * True for failures a client should simply retry later: the database was busy, unreachable or out of time (a
+ * statement or lock timeout too: the request was fine, the database could not serve it in time).
+ */
 export function isUnavailable(err: unknown): boolean {
-  return err instanceof DbError && (err.retryable || err instanceof DeadlineExceededError || (err instanceof ConnectionError && err.code !== 'DB_TLS'));
+  return err instanceof DbError && (
+    err.retryable || err instanceof DeadlineExceededError || err instanceof StatementTimeoutError || err instanceof LockNotAvailableError ||
+    err instanceof QueryTimeoutError || (err instanceof ConnectionError && err.code !== 'DB_TLS'));
 }
 
 /** Fields safe to log for any error: class, codes, constraint; never a server message (it can quote values). */

@@ -12,6 +12,7 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const MAX_EMAIL_LENGTH = 254;
 // Control characters, NUL among them (PostgreSQL cannot store it in text and would answer SQLSTATE 22021).
 const CONTROL = /[\u0000-\u001f\u007f]/;
+const LONE_SURROGATE = /\p{Cs}/u;
 const MAX_BODY_BYTES = 64 * 1024;
 
 function kindOf(value: unknown): string {
@@ -61,6 +62,8 @@ export function requireString(body: JsonObject, field: string, minLength = 1, ma
     throw badRequest(`Expected \`${field}\` to be ${minLength} to ${maxLength} characters long.`);
   }
   if (CONTROL.test(trimmed)) throw badRequest(`Expected \`${field}\` to contain no control characters.`);
+  // A lone UTF-16 surrogate cannot be stored: it would become U+FFFD, and a replay of the same request would differ.
+  if (LONE_SURROGATE.test(trimmed)) throw badRequest(`Expected \`${field}\` to be valid Unicode text (it holds an unpaired surrogate).`);
   return trimmed;
 }
 

@@ -1,8 +1,8 @@
-// The handlers' error boundary: client errors keep their status, a busy or unreachable database is 503, anything
+// The handlers' error boundary: client errors keep their status, a busy, slow or unreachable database is 503, anything
 // else is a generic 500 with the request id; the log line is JSON and carries no server message, SQL or values.
 // No database: errors are constructed directly.
 import {
-  ConnectionError, DeadlineExceededError, SerializationFailureError, TlsError, UniqueViolationError,
+  ConnectionError, DeadlineExceededError, LockNotAvailableError, QueryTimeoutError, SerializationFailureError, StatementTimeoutError, TlsError, UniqueViolationError,
 } from '../../../src/shared/db';
 import { createHandler, HttpError, json } from '../../../src/handlers/http';
 import { createHttpEvent } from '../../../../scripts/lib/http-event';
@@ -76,6 +76,9 @@ describe('createHandler', () => {
     ['a serialization failure after the retries', new SerializationFailureError('could not serialize access', {}, { sqlState: '40001', retryable: true })],
     ['a deadline', new DeadlineExceededError('Gave up after 3 attempt(s).')],
     ['a connection failure', new ConnectionError('Connecting to the database failed.')],
+    ['a server statement timeout', new StatementTimeoutError('canceling statement due to statement timeout', {}, { sqlState: '57014' })],
+    ['a lock timeout', new LockNotAvailableError('canceling statement due to lock timeout', {}, { sqlState: '55P03' })],
+    ['a client timeout', new QueryTimeoutError('The query timed out on the client; it may still run on the server.', { ambiguous: true })],
   ])('answers %s with 503 and Retry-After', async (_name, err) => {
     const result = await failWith(err)(event, createLambdaContext());
 

@@ -76,6 +76,12 @@ describe('field validators', () => {
     expect(badRequestMessage(() => requireString({ name: 'x'.repeat(201) }, 'name'))).toMatch(/1 to 200/);
   });
 
+  it('rejects an unpaired surrogate, which would be stored as U+FFFD, and keeps a paired one (an emoji)', () => {
+    expect(badRequestMessage(() => requireString({ name: 'Ada \ud800 L' }, 'name'))).toBe('Expected `name` to be valid Unicode text (it holds an unpaired surrogate).');
+    expect(badRequestMessage(() => requireString({ name: 'Ada \udfff' }, 'name'))).toBe('Expected `name` to be valid Unicode text (it holds an unpaired surrogate).');
+    expect(requireString({ name: 'Ada \ud83d\ude00' }, 'name')).toBe('Ada \u{1f600}');
+  });
+
   it('rejects control characters, NUL among them, which PostgreSQL cannot store in text', () => {
     expect(badRequestMessage(() => requireString({ name: 'a\u0000b' }, 'name'))).toBe('Expected `name` to contain no control characters.');
     expect(badRequestMessage(() => requireString({ name: 'a\u001bb' }, 'name'))).toBe('Expected `name` to contain no control characters.');
