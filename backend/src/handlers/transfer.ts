@@ -1,6 +1,8 @@
-// POST /tenants/{tenantId}/transfers: moves money between two wallets of a tenant in one SERIALIZABLE transaction
-// that the db module reruns on serialization failures and deadlocks. The client's requestId is an idempotency key:
-// a retry finds its ledger row and gets the same answer (200) instead of moving money twice.
+// POST /tenants/{tenantId}/transfers: moves money between two wallets of a tenant in one transaction. Both wallet rows
+// are locked in id order first, so transfers touching a wallet queue instead of deadlocking and each sees the balance
+// the previous one left (READ COMMITTED suffices: SERIALIZABLE would turn every such wait into a 40001 and a rerun).
+// The client's requestId is an idempotency key: a retry finds its ledger row and gets the same answer (200) instead
+// of moving money twice; two copies racing each other end with one ledger row (the unique key rolls the other back).
 import type { Context } from 'aws-lambda';
 import type { PoolClient } from 'pg';
 import { CheckViolationError, query, UniqueViolationError, withTransaction } from '../shared/db';
@@ -84,7 +86,7 @@ async function transfer(event: HttpEvent, context: Context): Promise<HttpResult>
   const input = parseInput(event);
 
   try {
-    const { row, replayed } = await withTransaction((client) => transferOnce(client, tenantId, input), { isolationLevel: 'serializable', context });
+    const { row, replayed } = await withTransaction((client) => transferOnce(client, tenantId, input), { context });
     return respond(row, input, replayed);
   } catch (err) {
     if (err instanceof CheckViolationError && err.constraint === 'wallets_balance_nonnegative') throw insufficientFunds();
