@@ -121,3 +121,11 @@ export function queryInteger(event: HttpEvent, name: string, min: number, max: n
   }
   return value;
 }
+
+/** Rejects query parameters the handler does not know, so that `?offset=` or a typo is an error, not page one again. */
+export function rejectUnknownQuery(event: HttpEvent, allowed: readonly string[]): void {
+  const unknown = Object.keys(event.queryStringParameters ?? {}).find((key) => !allowed.includes(key));
+  if (unknown !== undefined) {
+    throw badRequest(`Unexpected query parameter \`${unknown.slice(0, 64)}\`; expected only ${allowed.map((p) => `\`${p}\``).join(', ')}.`);
+  }
+}

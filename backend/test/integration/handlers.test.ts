@@ -205,8 +205,40 @@ describe('list-users', () => {
     expect(one.body.users[0].email).toBe(rows[0].email);
   });
 
+  it('pages through every user once, in order, with nextCursor (null on the last page)', async () => {
+    const pagingTenant = 'a0000000-0000-4000-8000-000000000004';
+    await app.admin.query(`INSERT INTO tenants (id, name) VALUES ($1, 'Paging')`, [pagingTenant]);
+    // Five users in one statement share created_at: the id decides their order, and the cursor must carry it.
+    await app.admin.query(`INSERT INTO users (tenant_id, email, name) SELECT $1, 'p' || n || '@example.com', 'P' || n FROM generate_series(1, 5) n`, [pagingTenant]);
+    await app.admin.query(`INSERT INTO users (tenant_id, email, name) VALUES ($1, 'late@example.com', 'Late')`, [pagingTenant]);
+    const { rows } = await app.admin.query('SELECT id FROM users WHERE tenant_id = $1 ORDER BY created_at, id', [pagingTenant]);
+
+    const pages: Array<{ users: Array<{ id: string }>; nextCursor: string | null }> = [];
+    let cursor: string | null = null;
+    do {
+      const response = await call(listUsers, { method: 'GET', path: `/tenants/${pagingTenant}/users?limit=4${cursor ? `&cursor=${cursor}` : ''}` });
+      expect(response.status).toBe(200);
+      pages.push(response.body);
+      cursor = response.body.nextCursor;
+    } while (cursor !== null && pages.length < 10);
+
+    expect(pages.map((page) => page.users.length)).toEqual([4, 2]);
+    expect(pages.flatMap((page) => page.users.map((user) => user.id))).toEqual(rows.map((row) => row.id));
+    expect(pages[1].nextCursor).toBeNull();
+  });
+
+  it.each([
+    ['an unknown query parameter', '?offset=4', 'Unexpected query parameter `offset`; expected only `limit`, `cursor`.'],
+    ['a cursor that is not one of ours', '?cursor=bm90LWEtY3Vyc29y', 'Expected query parameter `cursor` to be the `nextCursor` of a previous page.'],
+  ])('answers 400 for %s', async (_name, queryString, message) => {
+    const response = await call(listUsers, { method: 'GET', path: `${users}${queryString}` });
+
+    expect(response.status).toBe(400);
+    expect(response.body.error).toEqual({ code: 'BAD_REQUEST', message });
+  });
+
   it('answers an empty list for a tenant without users and 404 for an unknown tenant', async () => {
-    expect(await call(listUsers, { method: 'GET', path: `/tenants/${EMPTY_TENANT}/users` })).toMatchObject({ status: 200, body: { users: [] } });
+    expect(await call(listUsers, { method: 'GET', path: `/tenants/${EMPTY_TENANT}/users` })).toMatchObject({ status: 200, body: { users: [], nextCursor: null } });
     expect(await call(listUsers, { method: 'GET', path: `/tenants/${UNKNOWN}/users` })).toMatchObject({ status: 404 });
   });
 
