@@ -59,7 +59,7 @@ describe('startLocalApi (npm start in process)', () => {
     const fetched = await request(api.url, 'GET', `${users}/${created.body.user.id}`);
 
     expect(created.status).toBe(201);
-    expect(listed).toEqual({ status: 200, body: { users: [created.body.user], limit: 5 } });
+    expect(listed).toEqual({ status: 200, body: { users: [created.body.user], limit: 5, nextCursor: null } });
     expect(fetched).toEqual({ status: 200, body: { user: created.body.user } });
   });
 
