@@ -258,17 +258,14 @@ describe('getClient', () => {
   it('survives the backend being killed while a client is checked out', async () => {
     const db = database({ poolMax: 1, applicationName: 'killed-while-checked-out' });
     const client = await db.getClient();
-    const unhandled = jest.fn();
-    process.on('uncaughtException', unhandled);
 
+    // An 'error' event the pool left unhandled would be an uncaught exception, which Jest reports as this test failing.
     await terminateBackends({ applicationName: 'killed-while-checked-out' });
     const error = await client.query('SELECT 1').catch((e: unknown) => e);
     client.release();
     const { rows } = await db.query('SELECT 1 AS ok');
-    process.off('uncaughtException', unhandled);
 
     expect(error).toBeInstanceOf(Error);
-    expect(unhandled).not.toHaveBeenCalled();
     expect(rows[0].ok).toBe(1);
   });
 });

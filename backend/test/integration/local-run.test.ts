@@ -17,6 +17,9 @@ import { killScript, runScript, scriptEnv, spawnScript, type ScriptProcess } fro
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-pg-local-run-'));
 const dataDir = path.join(dir, 'postgres', 'data');
+// Beside `dir`, not in it: `dir` is entered by the postgres OS user only once a run has opened it up, and this
+// folder must stay empty, which a cluster started then stopped cleanly would not leave (though no postmaster.pid).
+const busyPortDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-pg-busy-port-'));
 const users = `/tenants/${DEMO_TENANT_ID}/users`;
 
 async function request(baseUrl: string, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any }> {
@@ -35,6 +38,7 @@ function transferBody(amountCents: number) {
 afterAll(async () => {
   await stopPostgresAt(dataDir); // only matters when a test failed half way
   fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(busyPortDir, { recursive: true, force: true });
 });
 
 describe('startLocalApi (npm start in process)', () => {
@@ -159,11 +163,11 @@ describe('scripts/start.ts as a process', () => {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const { port } = holder.address() as AddressInfo;
 
-    run = spawnScript('start.ts', ['--dir', dir], scriptEnv({ PORT: String(port) }));
+    run = spawnScript('start.ts', ['--dir', busyPortDir], scriptEnv({ PORT: String(port) }));
     const exit = await run.exited.finally(() => holder.close());
 
     expect(exit.code).toBe(1);
     expect(run.output()).toContain(`npm start failed: Port ${port} is already in use on 127.0.0.1: stop what holds it (lsof -i :${port}) or run with PORT=<another port>.`);
-    expect(fs.existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
+    expect(fs.readdirSync(busyPortDir)).toEqual([]);
   });
 });

@@ -98,17 +98,25 @@ describe('the structured log', () => {
 describe('DB_METRICS=emf', () => {
   it('prints one Embedded Metric Format line per operation', async () => {
     const lines = captureStdout();
-    const db = database({ metrics: 'emf', applicationName: 'emf-test' });
+    const db = database({ metrics: 'emf', applicationName: 'emf-test', retryBaseDelayMillis: 0 });
 
-    await db.withTransaction((client) => client.query('SELECT $1::text', ['sensitive-parameter']), { context });
+    await db.withTransaction(async (client, tx) => {
+      // A serialization failure on the first attempt only, so that the transaction is retried exactly once.
+      if (tx.attempt === 1) await client.query("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40001'; END $$");
+      return client.query('SELECT pg_sleep(0.02), $1::text', ['sensitive-parameter']);
+    }, { context });
+    await db.query('SELECT 1/0', [], { context }).catch(() => undefined);
     jest.restoreAllMocks();
     const emf = lines.map((line) => JSON.parse(line));
 
-    expect(emf).toHaveLength(1);
+    expect(emf).toHaveLength(2);
     expect(emf[0]).toMatchObject({
       _aws: { CloudWatchMetrics: [{ Namespace: 'LambdaPg', Dimensions: [['FunctionName', 'Operation']] }] },
-      FunctionName: 'emf-test', Operation: 'transaction', Operations: 1, Errors: 0, Retries: 0, requestId: 'req-123',
+      FunctionName: 'emf-test', Operation: 'transaction', Operations: 1, Errors: 0, Retries: 1, requestId: 'req-123',
     });
+    expect(emf[0]).not.toHaveProperty('errorCode');
+    expect(emf[0].Duration).toBeGreaterThanOrEqual(15);
+    expect(emf[1]).toMatchObject({ FunctionName: 'emf-test', Operation: 'query', Operations: 1, Errors: 1, Retries: 0, errorCode: 'DB_QUERY', requestId: 'req-123' });
     expect(lines.join('')).not.toContain('sensitive-parameter');
   });
 

@@ -160,6 +160,7 @@ describe('SIGTERM inside Lambda', () => {
     expect(exit.code).toBe(0);
     // The drain is capped at 250 ms by a timer; this generous bound only proves the process does not hang.
     expect(exitMillis).toBeLessThan(2000);
+    expect(run.output()).toContain('pool ended: true, connections left: 0');
     expect(await sessionsOf('sigterm-test')).toBe(0);
   });
 });

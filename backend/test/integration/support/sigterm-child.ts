@@ -1,9 +1,15 @@
 // Run by shutdown.test.ts through tsx: a stand-in Lambda sandbox (AWS_LAMBDA_FUNCTION_NAME set) that opens the
 // default pool with one query, prints "ready", and then waits for the SIGTERM Lambda sends before a shutdown.
-import { query } from '../../../src/shared/db';
+// As it exits it prints whether that pool was ended with its connections closed: the server's session count cannot
+// tell, as the OS drops the connections of any process that dies.
+import fs from 'node:fs';
+import { getPool, query } from '../../../src/shared/db';
 
 query('SELECT 1').then(
-  () => {
+  async () => {
+    const pool = await getPool();
+    // Written synchronously: an 'exit' listener cannot wait for an asynchronous write.
+    process.on('exit', () => fs.writeSync(1, `pool ended: ${pool.ended}, connections left: ${pool.totalCount}\n`));
     process.stdout.write('ready\n');
     // Keeps the process alive the way the Lambda runtime's event loop would.
     setInterval(() => undefined, 1000);
