@@ -71,9 +71,14 @@ describe('create-user', () => {
   });
 
   it('lets another tenant use the same email', async () => {
-    const response = await call(createUser, { method: 'POST', path: `/tenants/${OTHER_TENANT}/users`, body: { email: 'grace@example.com', name: 'Grace' } });
+    const body = { email: 'margaret@example.com', name: 'Margaret' };
+    const first = await call(createUser, { method: 'POST', path: users, body });
 
-    expect(response.status).toBe(201);
+    const second = await call(createUser, { method: 'POST', path: `/tenants/${OTHER_TENANT}/users`, body });
+
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.body.user).toMatchObject({ tenantId: OTHER_TENANT, email: 'margaret@example.com' });
   });
 
   it('answers 404 for an unknown tenant and writes nothing', async () => {

@@ -61,12 +61,18 @@ describe('IAM authentication', () => {
     const { signer, signed } = standInSigner();
     const db = database(signer, 'iam-expiry');
     await db.query('SELECT 1');
+    const signedAt = Date.now();
     jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'queueMicrotask', 'hrtime', 'performance'] });
-    jest.setSystemTime(Date.now() + 11 * 60_000);
 
+    jest.setSystemTime(signedAt + 9 * 60_000);
+    await terminateBackends({ applicationName: 'iam-expiry' });
+    await db.query('SELECT 1');
+    const signedBy9Minutes = signed.length;
+    jest.setSystemTime(signedAt + 11 * 60_000);
     await terminateBackends({ applicationName: 'iam-expiry' });
     const { rows } = await db.query('SELECT current_user AS user');
 
+    expect(signedBy9Minutes).toBe(1);
     expect(rows[0].user).toBe('iam_user');
     expect(signed).toHaveLength(2);
   });

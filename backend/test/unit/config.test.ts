@@ -159,10 +159,13 @@ describe('resolveDbConfig', () => {
     });
 
     it('rejects an out-of-range port option like the DB_PORT variable', () => {
-      const error = thrown(() => resolveDbConfig({ secretId: 'app/db', port: 70_000 }, {}));
+      const tooHigh = thrown(() => resolveDbConfig({ secretId: 'app/db', port: 65_536 }, {}));
+      const tooLow = thrown(() => resolveDbConfig({ secretId: 'app/db', port: 0 }, {}));
 
-      expect(error).toBeInstanceOf(ConfigurationError);
-      expect(error.message).toMatch(/port/i);
+      expect(tooHigh).toBeInstanceOf(ConfigurationError);
+      expect(tooHigh.message).toBe('Expected option port to be an integer from 1 to 65535, got 65536.');
+      expect(tooLow.message).toBe('Expected option port to be an integer from 1 to 65535, got 0.');
+      expect(resolveDbConfig({ secretId: 'app/db', port: 65_535 }, {}).port).toBe(65_535);
     });
 
     it('explains how to configure credentials when none are set', () => {

@@ -259,13 +259,19 @@ describe('SecretsManagerCredentials', () => {
     it('trusts an AWSPENDING version for at most a minute', async () => {
       secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSCURRENT' }).resolves({ SecretString: secretString('old') });
       secretsManager.on(GetSecretValueCommand, { VersionStage: 'AWSPENDING' }).resolves({ SecretString: secretString('rotated') });
-      const provider = createProvider();
+      // No jitter: the entry lives its full TTL, so it is fresh until the last millisecond of the minute.
+      const provider = createProvider({ random: 0 });
       const rejected = await provider.get();
       await provider.refreshAfterRejection(rejected);
+      const pendingAt = clock;
 
-      clock += 60_000;
+      clock = pendingAt + 59_999;
+      const justBefore = provider.peek();
+      clock = pendingAt + 60_000;
+      const atAMinute = provider.peek();
 
-      expect(provider.peek()).toBeUndefined();
+      expect(justBefore?.password).toBe('rotated');
+      expect(atAMinute).toBeUndefined();
     });
 
     it('serves an AWSPENDING version through an outage only for the grace period counted from its own minute', async () => {

