@@ -1,7 +1,8 @@
 // The db module's public API against a real PostgreSQL over verified TLS: query, getClient, withTransaction,
 // credentials from Secrets Manager (the real SDK against a local endpoint), rotation, and the facade's lifecycle.
 import { inspect } from 'node:util';
-import { startLocalSecretsManager, LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
+import type { LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
+import { startSdkSecretsManager } from './support/sdk-secrets-manager';
 import {
   AuthenticationError, createDatabase, Database, DeadlineExceededError, InvalidParameterError, QueryTimeoutError, ReadOnlyConnectionError, RetryEvent, TlsError,
   TransactionAbortedError, UniqueViolationError,
@@ -43,11 +44,7 @@ beforeAll(async () => {
   const admin = await adminClient(dbName);
   await admin.query('GRANT ALL ON SCHEMA public TO api_user');
   await admin.end();
-  secrets = await startLocalSecretsManager();
-  process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = secrets.url;
-  process.env.AWS_REGION = 'eu-west-1';
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+  secrets = await startSdkSecretsManager();
   secrets.putSecretValue('api/db', secretFor(SPECIAL_PASSWORD));
 });
 

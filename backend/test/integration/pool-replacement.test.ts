@@ -2,7 +2,8 @@
 // background, and any connection it still opens for the callers queued on it must log in as the user it was made
 // for, with that user's password, not the password of the user the secret names now.
 import crypto from 'node:crypto';
-import { startLocalSecretsManager, LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
+import type { LocalSecretsManager } from '../../../scripts/lib/local-secrets-manager';
+import { startSdkSecretsManager } from './support/sdk-secrets-manager';
 import { createDatabase, Database, RetryEvent } from '../../src/shared/db';
 import { adminClient, createRole, createTestDatabase, terminateBackends, testServer } from './support/postgres';
 
@@ -27,11 +28,7 @@ beforeAll(async () => {
   ({ name: dbName, drop: dropDatabase } = await createTestDatabase('pool_replacement'));
   await createRole(USER_A, PASSWORD_A);
   await createRole(USER_B, PASSWORD_B);
-  secrets = await startLocalSecretsManager();
-  process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = secrets.url;
-  process.env.AWS_REGION = 'eu-west-1';
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+  secrets = await startSdkSecretsManager();
 });
 
 afterEach(async () => {
