@@ -99,7 +99,7 @@ describe('a closed instance', () => {
     await first;
   });
 
-  it('opens no pool for a call that was still waiting for its credentials when it closed', async () => {
+  it('lets a call that was waiting for its credentials when it closed finish, then closes the pool it opened', async () => {
     // An IAM signer that answers only when told to stands in for a slow credentials source.
     let answer: () => void = () => undefined;
     const slow = createDatabase({
@@ -107,13 +107,35 @@ describe('a closed instance', () => {
       iamTokenSigner: () => new Promise<string>((resolve) => (answer = () => resolve('shutdown-pass'))),
     });
 
-    const waiting = slow.query('SELECT 1').catch((e: unknown) => e);
+    const waiting = slow.query('SELECT 1 AS n');
     await new Promise((resolve) => setTimeout(resolve, 20));
-    await slow.close();
+    const closing = slow.close();
+    const refused = await slow.query('SELECT 2').catch((e: unknown) => e);
     answer();
+    await closing;
 
-    expect(await waiting).toBeInstanceOf(ConnectionError);
+    expect((await waiting).rows[0].n).toBe(1);
+    expect(refused).toBeInstanceOf(ConnectionError);
+    expect((refused as Error).message).toMatch(/instance was closed/);
     expect(await sessionsOf('closed-waiting')).toBe(0);
+  });
+
+  it('lets a call that is between two attempts when it closes retry and finish', async () => {
+    let closing: Promise<void> | undefined;
+    const db = createDatabase({
+      ...options(), applicationName: 'closed-retrying', retryBaseDelayMillis: 50,
+      hooks: { onRetry: () => void (closing ??= db.close()) },
+    });
+
+    // A serialization failure on the first run only: the transaction is rerun after the close began.
+    const result = await db.withTransaction(async (client, tx) => {
+      if (tx.attempt === 1) await client.query("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40001'; END $$");
+      return (await client.query('SELECT $1::int AS attempt', [tx.attempt])).rows[0].attempt;
+    });
+    await closing;
+
+    expect(result).toBe(2);
+    expect(await sessionsOf('closed-retrying')).toBe(0);
   });
 });
 

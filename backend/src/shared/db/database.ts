@@ -8,7 +8,7 @@ import { DbError } from './errors';
 import { callHook, QueryEvent } from './hooks';
 import { createLogger, isLevelEnabled } from './log';
 import { createEmfReporter } from './metrics';
-import { PoolManager } from './pool';
+import { closedInstanceError, PoolManager } from './pool';
 import { ClientSource, readerCredentials, ReadRouter } from './reader';
 import { AttemptFailed, clampTimeoutMillis, DeadlineOptions, resolveDeadline, RetryBudget, RetryPolicy, retryAfter, withRetry } from './retry';
 import { boundQueries, sendQuery, timedQuery } from './timed-query';
@@ -79,6 +79,8 @@ export function createDatabase(options: DbOptions = {}): Database {
   const readerPool = config.readerHost ? new PoolManager(config, readerCredentials(credentials, config), log) : undefined;
   const reads: ClientSource = readerPool ? new ReadRouter(pool, readerPool, log) : pool;
   const budget = new RetryBudget(config.retryBudget);
+  const operations = new OperationCount();
+  let closing = false;
   // The FunctionName dimension is the function's own name; applicationName (which may be set to anything) only stands in outside Lambda.
   const emf = config.metrics === 'emf' ? createEmfReporter(process.env.AWS_LAMBDA_FUNCTION_NAME?.trim() || config.applicationName) : undefined;
   // One structured line per operation: failures at info, successes at debug (DB_LOG_LEVEL; default warn logs neither).
@@ -156,10 +158,12 @@ export function createDatabase(options: DbOptions = {}): Database {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (closing) return Promise.reject(closedInstanceError());
     const idempotent = queryOptions.idempotent === true;
     const source = queryOptions.readOnly ? reads : pool;
     const requestId = queryOptions.context?.awsRequestId;
     let attempts = 1;
+    operations.started();
     const result = new Promise<QueryResult<T>>((resolve, reject) => {
       const retry = (attemptNumber: number) => {
         attempts = attemptNumber;
@@ -170,9 +174,19 @@ export function createDatabase(options: DbOptions = {}): Database {
       const first = (err: unknown, value?: QueryResult<T>) => {
         if (value) {
           budget.refund();
+          operations.finished();
           resolve(value);
         } else {
-          retryAfter(err, retry, policy('query', deadline, idempotent, requestId)).then(resolve, reject);
+          retryAfter(err, retry, policy('query', deadline, idempotent, requestId)).then(
+            (retried) => {
+              operations.finished();
+              resolve(retried);
+            },
+            (failed: unknown) => {
+              operations.finished();
+              reject(failed);
+            },
+          );
         }
       };
       try {
@@ -196,8 +210,16 @@ export function createDatabase(options: DbOptions = {}): Database {
 
   async function getClient(deadlineOptions: DeadlineOptions = {}): Promise<PoolClient> {
     const deadline = resolveDeadline(deadlineOptions, config.operationTimeoutMillis, Date.now());
-    // Only the connect phase is retried: what the caller runs on the client is the caller's.
-    const client = await withRetry(() => pool.acquire(deadline, true), policy('connect', deadline, false));
+    if (closing) throw closedInstanceError();
+    // Only the connect phase is retried: what the caller runs on the client is the caller's (and pool.end() waits
+    // for the caller to release it).
+    operations.started();
+    let client: PoolClient;
+    try {
+      client = await withRetry(() => pool.acquire(deadline, true), policy('connect', deadline, false));
+    } finally {
+      operations.finished();
+    }
     // Every statement gets the client timeout (statement timeout + 2 s), clamped to a deadline the caller gave
     // (a Lambda context or an instant; the default operation budget only bounds the checkout). A statement that
     // times out may still run on the server: the client is then destroyed at release.
@@ -221,11 +243,13 @@ export function createDatabase(options: DbOptions = {}): Database {
     const startedAt = Date.now();
     const deadline = resolveDeadline(txOptions, config.operationTimeoutMillis, startedAt);
     const requestId = txOptions.context?.awsRequestId;
+    if (closing) throw closedInstanceError();
     let attempts = 0;
     const counted: TransactionCallback<T> = (client, tx) => {
       attempts = tx.attempt;
       return fn(client, tx);
     };
+    operations.started();
     try {
       const result = await runTransaction(txOptions.readOnly ? reads : pool, counted, txOptions, policy('transaction', deadline, false, requestId), config.queryTimeoutMillis);
       report('transaction', startedAt, requestId, { attempts });
@@ -233,6 +257,8 @@ export function createDatabase(options: DbOptions = {}): Database {
     } catch (err) {
       report('transaction', startedAt, requestId, { attempts, error: err });
       throw err;
+    } finally {
+      operations.finished();
     }
   }
 
@@ -289,8 +315,35 @@ export function createDatabase(options: DbOptions = {}): Database {
     poolCounts: () => pool.counts(),
     credentialsSource: credentials.description,
     clearCredentialsCache: () => credentials.clear(),
-    close: async () => {
-      await Promise.all([pool.end(), readerPool?.end()]);
+    close: () => {
+      // Calls already under way (waiting for credentials, between retries, rerunning a transaction) finish first,
+      // on the pools as they are; new ones are refused. With none, the pools are closed at once.
+      closing = true;
+      const end = () => Promise.all([pool.end(), readerPool?.end()]).then(() => undefined);
+      return operations.idle ? end() : operations.settled().then(end);
     },
   };
+}
+
+/** The operations under way (a query or transaction through its retries, a checkout), so that close() can wait for them. */
+class OperationCount {
+  private count = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  started(): void {
+    this.count++;
+  }
+
+  finished(): void {
+    if (--this.count === 0) for (const wake of this.waiting.splice(0)) wake();
+  }
+
+  get idle(): boolean {
+    return this.count === 0;
+  }
+
+  /** Resolves once no operation is under way. */
+  settled(): Promise<void> {
+    return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiting.push(resolve));
+  }
 }

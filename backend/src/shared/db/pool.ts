@@ -91,7 +91,7 @@ export class PoolManager {
   }
 
   private poolFor(credentials: DbCredentials): Pool {
-    if (this.closed) throw new ConnectionError('This database instance was closed; it opens no new connections (create another, or call the db.ts functions again after closePool()).');
+    if (this.closed) throw closedInstanceError();
     // The cached credentials object is the same on almost every call: compare it before building the identity.
     if (this.current?.credentials === credentials) return this.current.pool;
     const identity = identityOf(credentials);
@@ -403,6 +403,11 @@ function busy(client: PoolClient): boolean {
   const internals = client as unknown as { _activeQuery?: { answered?: boolean } | null; _queryQueue?: unknown[] };
   const active = internals._activeQuery;
   return (!!active && active.answered !== true) || (internals._queryQueue?.length ?? 0) > 0;
+}
+
+/** What a closed instance answers a call with. */
+export function closedInstanceError(): ConnectionError {
+  return new ConnectionError('This database instance was closed; it opens no new connections (create another, or call the db.ts functions again after closePool()).');
 }
 
 /** Whether any client of the pool is connected (pg sets `_connected` once the startup completed). */
