@@ -38,6 +38,13 @@ describe('resolveDbConfig', () => {
       expect(config.urlCredentials).toBeUndefined();
     });
 
+    it('lets a databaseUrl option win over a secret id from the environment (a second database in a function)', () => {
+      const config = resolveDbConfig({ databaseUrl: 'postgres://other:pw@other-host/otherdb' }, { ...SECRET_ENV });
+
+      expect(config.secretId).toBeUndefined();
+      expect(config.urlCredentials).toMatchObject({ user: 'other', host: 'other-host', database: 'otherdb' });
+    });
+
     it('reads the connection overrides from DB_HOST, DB_PORT and DB_NAME', () => {
       const config = resolveDbConfig({}, { ...SECRET_ENV, DB_HOST: 'proxy.local', DB_PORT: '6432', DB_NAME: 'orders' });
 

@@ -217,7 +217,8 @@ function parseDatabaseUrl(url: string): { credentials: UrlCredentials; sslMode?:
 
 /** Resolves options, then environment variables, then defaults into a frozen DbConfig. */
 export function resolveDbConfig(options: DbOptions = {}, env: Env = process.env): DbConfig {
-  const secret = options.secretId ? ['secretId', options.secretId] : firstEnv(env, ['DB_SECRET_ID', 'RDS_SECRET_ARN', 'AWS_SECRET_NAME']);
+  // Option > environment: a databaseUrl option is not overridden by a secret id from the environment.
+  const secret = options.secretId ? ['secretId', options.secretId] : options.databaseUrl ? undefined : firstEnv(env, ['DB_SECRET_ID', 'RDS_SECRET_ARN', 'AWS_SECRET_NAME']);
   const databaseUrl = options.databaseUrl ?? (env.DATABASE_URL?.trim() || undefined);
   const auth = oneOf(options.auth, env, 'DB_AUTH', AUTH_MODES, 'password', 'auth');
   const fromUrl = !secret && databaseUrl ? parseDatabaseUrl(databaseUrl) : undefined;
