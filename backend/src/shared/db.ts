@@ -41,9 +41,12 @@ function installSigtermHandler(): void {
   if (sigtermInstalled) return;
   sigtermInstalled = true;
   process.once('SIGTERM', () => {
+    // Counted now as well as after the drain: an application's `once` listener registered after this one is still
+    // listed now, but no longer once it has been called (it then owns the exit, and may still be running).
+    const othersAtSignal = process.listenerCount('SIGTERM') > 0;
     const timer = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_BUDGET_MILLIS).unref());
     void Promise.race([closePool().catch(() => undefined), timer]).then(() => {
-      if (process.listenerCount('SIGTERM') === 0) process.exit(0);
+      if (!othersAtSignal && process.listenerCount('SIGTERM') === 0) process.exit(0);
     });
   });
 }

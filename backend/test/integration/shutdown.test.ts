@@ -185,4 +185,18 @@ describe('SIGTERM inside Lambda', () => {
     expect(run.output()).toContain('pool ended: true, connections left: 0');
     expect(await sessionsOf('sigterm-test')).toBe(0);
   });
+
+  it("leaves the exit to the application's own once-listener, closing the pool all the same", async () => {
+    const run = spawnScript('../backend/test/integration/support/sigterm-child.ts', [], scriptEnv({
+      DATABASE_URL: url, DB_SSL_CA_FILE: server.caFile, AWS_LAMBDA_FUNCTION_NAME: 'sigterm-app', DB_LOG_LEVEL: 'silent', SIGTERM_APP_LISTENER: 'once',
+    }));
+    await run.waitForOutput(/ready/, 20_000);
+
+    process.kill(run.child.pid as number, 'SIGTERM');
+    const exit = await run.exited;
+
+    expect(exit.code).toBe(3);
+    expect(run.output()).toContain('app listener done');
+    expect(run.output()).toContain('pool ended: true, connections left: 0');
+  });
 });

@@ -10,6 +10,15 @@ query('SELECT 1').then(
     const pool = await getPool();
     // Written synchronously: an 'exit' listener cannot wait for an asynchronous write.
     process.on('exit', () => fs.writeSync(1, `pool ended: ${pool.ended}, connections left: ${pool.totalCount}\n`));
+    // SIGTERM_APP_LISTENER=once: the application has its own `once` listener, which then owns the exit.
+    if (process.env.SIGTERM_APP_LISTENER === 'once') {
+      process.once('SIGTERM', () => {
+        setTimeout(() => {
+          fs.writeSync(1, 'app listener done\n');
+          process.exit(3);
+        }, 400);
+      });
+    }
     process.stdout.write('ready\n');
     // Keeps the process alive the way the Lambda runtime's event loop would.
     setInterval(() => undefined, 1000);
