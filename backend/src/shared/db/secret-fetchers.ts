@@ -1,6 +1,6 @@
 // The two ways to read a secret's SecretString: the Secrets Manager API through the AWS SDK (loaded on first use,
-// with connect and request timeouts so a VPC without a route cannot hang a call), or the AWS Parameters and Secrets
-// Lambda Extension on localhost, which needs no SDK in the bundle at all.
+// with connect and request timeouts and a bound on the whole call, so that an endpoint that never answers cannot hang
+// the shared fetch), or the AWS Parameters and Secrets Lambda Extension on localhost, which needs no SDK at all.
 import { request } from 'node:http';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { DbConfig } from './config';
@@ -14,6 +14,8 @@ export type SecretFetcher = (stage: SecretStage) => Promise<string | undefined>;
 
 const SDK_CONNECT_TIMEOUT_MILLIS = 2000;
 const SDK_REQUEST_TIMEOUT_MILLIS = 5000;
+/** The whole send(), the SDK's own retries included: its request timeout alone only logs a warning in this version. */
+const SDK_CALL_TIMEOUT_MILLIS = 10_000;
 const EXTENSION_TIMEOUT_MILLIS = 5000;
 
 function describeSdkError(err: unknown, secretId: string, stage: string): CredentialsError {
@@ -27,17 +29,22 @@ function describeSdkError(err: unknown, secretId: string, stage: string): Creden
   return new CredentialsError(`${why} (${name}).`, { cause: err });
 }
 
-/** Reads through `@aws-sdk/client-secrets-manager` (or the injected client). */
-export function createSdkFetcher(config: DbConfig): SecretFetcher {
+/**
+ * Reads through `@aws-sdk/client-secrets-manager` (or the injected client). Each call is aborted after
+ * `callTimeoutMillis`: an endpoint that accepts the connection and never answers would otherwise hold the shared
+ * fetch, and with it every caller of the sandbox, forever (and keep the grace period from ever starting).
+ */
+export function createSdkFetcher(config: DbConfig, callTimeoutMillis = SDK_CALL_TIMEOUT_MILLIS): SecretFetcher {
   let client: SecretsManagerClient | undefined = config.secretsManagerClient;
   const secretId = config.secretId as string;
   return async (stage) => {
-    const sdk = await import('@aws-sdk/client-secrets-manager');
-    client ??= new sdk.SecretsManagerClient({
-      requestHandler: { connectionTimeout: SDK_CONNECT_TIMEOUT_MILLIS, requestTimeout: SDK_REQUEST_TIMEOUT_MILLIS },
-    });
     try {
-      const output = await client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }));
+      const sdk = await import('@aws-sdk/client-secrets-manager');
+      client ??= new sdk.SecretsManagerClient({
+        requestHandler: { connectionTimeout: SDK_CONNECT_TIMEOUT_MILLIS, requestTimeout: SDK_REQUEST_TIMEOUT_MILLIS, throwOnRequestTimeout: true },
+      });
+      const command = new sdk.GetSecretValueCommand({ SecretId: secretId, VersionStage: stage });
+      const output = await client.send(command, { abortSignal: AbortSignal.timeout(callTimeoutMillis) });
       return output.SecretString;
     } catch (err) {
       throw describeSdkError(err, secretId, stage);
