@@ -74,6 +74,19 @@ describe('reader endpoints', () => {
     expect(report.readerPool).toMatchObject({ total: 1 });
   });
 
+  it('does not mark the reader down for a read that came with its deadline already passed', async () => {
+    const warnings: string[] = [];
+    const logger: DbLogger = { info: () => undefined, warn: (message) => warnings.push(message), error: () => undefined };
+    const db = database(logger);
+
+    const late = await db.query('SELECT 1', [], { readOnly: true, deadline: Date.now() - 1 }).catch((e: unknown) => e);
+    const next = await port(db, true);
+
+    expect(late).toBeInstanceOf(DeadlineExceededError);
+    expect(next).toBe(reader.port);
+    expect(warnings.filter((w) => /reader endpoint is unreachable/.test(w))).toHaveLength(0);
+  });
+
   it('falls back to the writer for reads while the reader is unreachable, and logs it once', async () => {
     const warnings: string[] = [];
     const logger: DbLogger = { info: () => undefined, warn: (message) => warnings.push(message), error: () => undefined };

@@ -8,7 +8,7 @@ import { AuthenticationError, ConnectionError, DeadlineExceededError, PoolExhaus
 import { IamCredentials } from './iam-credentials';
 import type { Logger } from './log';
 import type { PoolManager } from './pool';
-import { AttemptFailed } from './retry';
+import { AttemptFailed, MIN_ATTEMPT_MILLIS } from './retry';
 import { makeCredentials } from './secret-format';
 
 /** Where an operation gets its client: a pool, or the read router in front of two pools. */
@@ -60,6 +60,8 @@ export class ReadRouter implements ClientSource {
 
   async acquire(deadline: number, validate: boolean): Promise<PoolClient> {
     if (Date.now() >= this.downUntil) {
+      // A call that comes with (almost) no time left fails by its deadline without the reader being tried at all.
+      const couldTry = deadline - Date.now() >= MIN_ATTEMPT_MILLIS;
       try {
         return this.own(await this.reader.acquire(deadline, validate), this.reader);
       } catch (err) {
@@ -70,7 +72,7 @@ export class ReadRouter implements ClientSource {
         // timeout (a short Lambda), that is all a reader that drops packets ever shows.
         const unreachable =
           (error instanceof ConnectionError && failure?.retry === 'always' && !(error instanceof PoolExhaustedError || error instanceof TlsError || error instanceof AuthenticationError)) ||
-          (error instanceof DeadlineExceededError && error.phase === 'connect');
+          (error instanceof DeadlineExceededError && error.phase === 'connect' && couldTry);
         if (!unreachable) throw err;
         if (this.downUntil === 0) this.log.warn('The reader endpoint is unreachable; reads use the writer for now.', { error: error.code });
         this.downUntil = Date.now() + READER_RETRY_AFTER_MILLIS;
