@@ -76,7 +76,9 @@ export function createDatabase(options: DbOptions = {}): Database {
   const log = createLogger(config.logLevel, config.logger);
   const credentials: CredentialsProvider = createCredentialsProvider(config, log);
   const pool = new PoolManager(config, credentials, log);
-  const readerPool = config.readerHost ? new PoolManager(config, readerCredentials(credentials, config), log) : undefined;
+  // The reader's own provider (with IAM, its own tokens), kept so that clearCredentialsCache() reaches it too.
+  const readerSource = config.readerHost ? readerCredentials(credentials, config) : undefined;
+  const readerPool = readerSource ? new PoolManager(config, readerSource, log) : undefined;
   const reads: ClientSource = readerPool ? new ReadRouter(pool, readerPool, log) : pool;
   const budget = new RetryBudget(config.retryBudget);
   const operations = new OperationCount();
@@ -314,7 +316,10 @@ export function createDatabase(options: DbOptions = {}): Database {
     getPool: () => pool.getPool(),
     poolCounts: () => pool.counts(),
     credentialsSource: credentials.description,
-    clearCredentialsCache: () => credentials.clear(),
+    clearCredentialsCache: () => {
+      credentials.clear();
+      readerSource?.clear();
+    },
     close: () => {
       // Calls already under way (waiting for credentials, between retries, rerunning a transaction) finish first,
       // on the pools as they are; new ones are refused. With none, the pools are closed at once.
