@@ -5,6 +5,7 @@ import { createDatabase } from '../../src/shared/db';
 import { resolveDbConfig } from '../../src/shared/db/config';
 import { CredentialsError } from '../../src/shared/db/errors';
 import { IamCredentials } from '../../src/shared/db/iam-credentials';
+import type { DbCredentials } from '../../src/shared/db/secret-format';
 
 const MISSING_SIGNER = 'DB_AUTH=iam needs @aws-sdk/rds-signer, which this bundle does not contain; rebuild with `npm run build -- --iam` (or pass an iamTokenSigner).';
 
@@ -162,5 +163,36 @@ describe('IamCredentials.clear()', () => {
     expect(provider.peek()).toBeUndefined();
     expect((await provider.get()).password).toBe('token-2');
     expect(signer).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('IamCredentials.refreshAfterRejection()', () => {
+  it('signs a new token for a rejected one, but keeps a newer token when an older one is reported rejected late', async () => {
+    let signed = 0;
+    const signer = jest.fn(async () => `token-${++signed}`);
+    const provider = new IamCredentials(iamConfig({ iamTokenSigner: signer }));
+    const first = await provider.get();
+
+    const second = await provider.refreshAfterRejection(first);
+    const late = await provider.refreshAfterRejection(first);
+
+    expect(second.password).toBe('token-2');
+    expect(late.password).toBe('token-2');
+    expect(signer).toHaveBeenCalledTimes(2);
+  });
+
+  it('joins a signing already under way instead of starting another', async () => {
+    let finish: () => void = () => undefined;
+    let signed = 0;
+    const signer = jest.fn(() => new Promise<string>((resolve) => (finish = () => resolve(`token-${++signed}`))));
+    const provider = new IamCredentials(iamConfig({ iamTokenSigner: signer }));
+    const signing = provider.get();
+
+    const rejectedMeanwhile = provider.refreshAfterRejection({ password: 'token-0' } as DbCredentials);
+    finish();
+
+    expect((await signing).password).toBe('token-1');
+    expect((await rejectedMeanwhile).password).toBe('token-1');
+    expect(signer).toHaveBeenCalledTimes(1);
   });
 });

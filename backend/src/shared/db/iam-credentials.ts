@@ -65,8 +65,13 @@ export class IamCredentials implements CredentialsProvider {
     return this.flight.run(() => this.sign());
   }
 
-  /** A rejected token is not retried as is: sign a new one (the role may have just been granted rds_iam). */
-  refreshAfterRejection(): Promise<DbCredentials> {
+  /**
+   * A rejected token is not retried as is: sign a new one (the role may have just been granted rds_iam). A rejection
+   * of an older token, arriving after a newer one was signed (or while one is being signed), keeps the newer one.
+   */
+  refreshAfterRejection(rejected: DbCredentials): Promise<DbCredentials> {
+    if (this.flight.pending) return this.flight.pending;
+    if (this.entry && this.entry.credentials.password !== rejected.password) return this.get();
     this.entry = undefined;
     return this.get();
   }
